@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Brings up MariaDB and PostgreSQL for the demo and the tests, creates their databases
+# and users, and writes .aioetl/local.env with the variables aioetl reads.
+#   1. servers already answering on 127.0.0.1:3306 and :5432 are used as they are;
+#   2. else, where a Docker engine answers: docker compose up -d --wait;
+#   3. else Debian's packages, installed if missing (as root), started by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MYSQL_PORT=3306
+REPLICA_PORT=3306
+PG_PORT=5432
+mode=local
+
+say() { printf '[services] %s\n' "$*"; }
+die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
+
+answers() { # host port
+  timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
+}
+
+wait_for() { # what port seconds
+  local i
+  for ((i = 0; i < $3; i++)); do
+    answers 127.0.0.1 "$2" && return 0
+    sleep 1
+  done
+  die "$1 did not answer on 127.0.0.1:$2 within $3 s"
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    die "need root to run: $*"; fi
+}
+
+apt_install() {
+  command -v apt-get >/dev/null || die "MariaDB/PostgreSQL are not installed and this is not \
+a Debian-like system: install MariaDB 10.6+ and PostgreSQL 13+, or a Docker engine"
+  say "installing Debian packages: $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+start_mariadb() {
+  answers 127.0.0.1 $MYSQL_PORT && return 0
+  if [ ! -x /usr/sbin/mariadbd ]; then apt_install mariadb-server mariadb-client; fi
+  say "starting MariaDB"
+  as_root install -d -o mysql -g mysql /run/mysqld
+  if [ ! -d /var/lib/mysql/mysql ]; then
+    as_root mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+  fi
+  as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+  wait_for MariaDB $MYSQL_PORT 60
+}
+
+start_postgres() {
+  answers 127.0.0.1 $PG_PORT && return 0
+  if ! command -v pg_ctlcluster >/dev/null || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+    apt_install postgresql postgresql-client
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  if [ -z "$(ls /etc/postgresql/"$version" 2>/dev/null)" ]; then
+    as_root pg_createcluster "$version" main >/dev/null
+  fi
+  say "starting PostgreSQL $version"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  wait_for PostgreSQL $PG_PORT 60
+}
+
+mysql_admin() { # runs SQL from stdin as an administrator of the local server
+  if [ "$mode" = docker ]; then
+    docker compose exec -T "$1" mariadb -uroot -paioetl_root_local
+  elif mariadb -uroot -e 'SELECT 1' >/dev/null 2>&1; then
+    as_root mariadb -uroot
+  else
+    mariadb -uroot -h127.0.0.1 -P"$2"
+  fi
+}
+
+psql_admin() {
+  if [ "$mode" = docker ]; then
+    docker compose exec -T analytics psql -v ON_ERROR_STOP=1 -q -U postgres -d postgres
+  elif psql -h 127.0.0.1 -p $PG_PORT -U postgres -d postgres -c 'SELECT 1' >/dev/null 2>&1; then
+    psql -h 127.0.0.1 -p $PG_PORT -v ON_ERROR_STOP=1 -q -U postgres -d postgres
+  else
+    as_root runuser -u postgres -- psql -p $PG_PORT -v ON_ERROR_STOP=1 -q -d postgres
+  fi
+}
+
+if answers 127.0.0.1 $MYSQL_PORT && answers 127.0.0.1 $PG_PORT; then
+  say "MariaDB and PostgreSQL already answer on 127.0.0.1"
+elif command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+  mode=docker
+  REPLICA_PORT=3307
+  say "starting the compose services"
+  docker compose up -d --wait
+else
+  start_mariadb
+  start_postgres
+fi
+
+if [ "$mode" = docker ]; then
+  mysql_admin source $MYSQL_PORT <.ci/sql/mysql-init.sql
+  mysql_admin replica $REPLICA_PORT <.ci/sql/mysql-init.sql
+else
+  mysql_admin source $MYSQL_PORT <.ci/sql/mysql-init.sql
+fi
+psql_admin <.ci/sql/postgres-init.sql >/dev/null
+
+mkdir -p .aioetl
+cat >.aioetl/local.env <<ENV
+# Written by .ci/services.sh: the local servers' variables. Values already set win.
+# Production names point at the demo clinic; TEST_ names at the test databases.
+export OPENDENTAL_SOURCE_HOST="\${OPENDENTAL_SOURCE_HOST:-127.0.0.1}"
+export OPENDENTAL_SOURCE_PORT="\${OPENDENTAL_SOURCE_PORT:-$MYSQL_PORT}"
+export OPENDENTAL_SOURCE_DB="\${OPENDENTAL_SOURCE_DB:-opendental}"
+export OPENDENTAL_SOURCE_USER="\${OPENDENTAL_SOURCE_USER:-aioetl_ro}"
+export OPENDENTAL_SOURCE_PASSWORD="\${OPENDENTAL_SOURCE_PASSWORD:-aioetl_ro_local}"
+export OPENDENTAL_SOURCE_ADMIN_USER="\${OPENDENTAL_SOURCE_ADMIN_USER:-aioetl_admin}"
+export OPENDENTAL_SOURCE_ADMIN_PASSWORD="\${OPENDENTAL_SOURCE_ADMIN_PASSWORD:-aioetl_admin_local}"
+export MYSQL_REPLICATION_HOST="\${MYSQL_REPLICATION_HOST:-127.0.0.1}"
+export MYSQL_REPLICATION_PORT="\${MYSQL_REPLICATION_PORT:-$REPLICA_PORT}"
+export MYSQL_REPLICATION_DB="\${MYSQL_REPLICATION_DB:-opendental_replication}"
+export MYSQL_REPLICATION_USER="\${MYSQL_REPLICATION_USER:-aioetl}"
+export MYSQL_REPLICATION_PASSWORD="\${MYSQL_REPLICATION_PASSWORD:-aioetl_local}"
+export POSTGRES_ANALYTICS_HOST="\${POSTGRES_ANALYTICS_HOST:-127.0.0.1}"
+export POSTGRES_ANALYTICS_PORT="\${POSTGRES_ANALYTICS_PORT:-$PG_PORT}"
+export POSTGRES_ANALYTICS_DB="\${POSTGRES_ANALYTICS_DB:-opendental_analytics}"
+export POSTGRES_ANALYTICS_USER="\${POSTGRES_ANALYTICS_USER:-aioetl}"
+export POSTGRES_ANALYTICS_PASSWORD="\${POSTGRES_ANALYTICS_PASSWORD:-aioetl_local}"
+export POSTGRES_ANALYTICS_SCHEMA="\${POSTGRES_ANALYTICS_SCHEMA:-raw}"
+export TEST_OPENDENTAL_SOURCE_HOST="\${TEST_OPENDENTAL_SOURCE_HOST:-127.0.0.1}"
+export TEST_OPENDENTAL_SOURCE_PORT="\${TEST_OPENDENTAL_SOURCE_PORT:-$MYSQL_PORT}"
+export TEST_OPENDENTAL_SOURCE_DB="\${TEST_OPENDENTAL_SOURCE_DB:-test_opendental}"
+export TEST_OPENDENTAL_SOURCE_USER="\${TEST_OPENDENTAL_SOURCE_USER:-aioetl_ro}"
+export TEST_OPENDENTAL_SOURCE_PASSWORD="\${TEST_OPENDENTAL_SOURCE_PASSWORD:-aioetl_ro_local}"
+export TEST_OPENDENTAL_SOURCE_ADMIN_USER="\${TEST_OPENDENTAL_SOURCE_ADMIN_USER:-aioetl_admin}"
+export TEST_OPENDENTAL_SOURCE_ADMIN_PASSWORD="\${TEST_OPENDENTAL_SOURCE_ADMIN_PASSWORD:-aioetl_admin_local}"
+export TEST_MYSQL_REPLICATION_HOST="\${TEST_MYSQL_REPLICATION_HOST:-127.0.0.1}"
+export TEST_MYSQL_REPLICATION_PORT="\${TEST_MYSQL_REPLICATION_PORT:-$REPLICA_PORT}"
+export TEST_MYSQL_REPLICATION_DB="\${TEST_MYSQL_REPLICATION_DB:-test_opendental_replication}"
+export TEST_MYSQL_REPLICATION_USER="\${TEST_MYSQL_REPLICATION_USER:-aioetl}"
+export TEST_MYSQL_REPLICATION_PASSWORD="\${TEST_MYSQL_REPLICATION_PASSWORD:-aioetl_local}"
+export TEST_POSTGRES_ANALYTICS_HOST="\${TEST_POSTGRES_ANALYTICS_HOST:-127.0.0.1}"
+export TEST_POSTGRES_ANALYTICS_PORT="\${TEST_POSTGRES_ANALYTICS_PORT:-$PG_PORT}"
+export TEST_POSTGRES_ANALYTICS_DB="\${TEST_POSTGRES_ANALYTICS_DB:-test_opendental_analytics}"
+export TEST_POSTGRES_ANALYTICS_USER="\${TEST_POSTGRES_ANALYTICS_USER:-aioetl}"
+export TEST_POSTGRES_ANALYTICS_PASSWORD="\${TEST_POSTGRES_ANALYTICS_PASSWORD:-aioetl_local}"
+export TEST_POSTGRES_ANALYTICS_SCHEMA="\${TEST_POSTGRES_ANALYTICS_SCHEMA:-raw}"
+ENV
+say "databases ready ($mode); variables in .aioetl/local.env"

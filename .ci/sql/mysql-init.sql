@@ -1,0 +1,27 @@
+-- Databases and users of the local aioetl servers (demo and tests). Idempotent.
+-- Used by compose.yaml (docker-entrypoint-initdb.d) and by .ci/services.sh.
+-- These are throwaway local credentials, the same on every developer machine.
+CREATE DATABASE IF NOT EXISTS opendental CHARACTER SET utf8mb3;
+CREATE DATABASE IF NOT EXISTS opendental_replication CHARACTER SET utf8mb4;
+CREATE DATABASE IF NOT EXISTS test_opendental CHARACTER SET utf8mb3;
+CREATE DATABASE IF NOT EXISTS test_opendental_replication CHARACTER SET utf8mb4;
+
+-- The source reader: SELECT only, as a clinic would hand out.
+CREATE USER IF NOT EXISTS 'aioetl_ro'@'%' IDENTIFIED BY 'aioetl_ro_local';
+CREATE USER IF NOT EXISTS 'aioetl_ro'@'localhost' IDENTIFIED BY 'aioetl_ro_local';
+GRANT SELECT, SHOW VIEW ON opendental.* TO 'aioetl_ro'@'%', 'aioetl_ro'@'localhost';
+GRANT SELECT, SHOW VIEW ON test_opendental.* TO 'aioetl_ro'@'%', 'aioetl_ro'@'localhost';
+
+-- The replica writer.
+CREATE USER IF NOT EXISTS 'aioetl'@'%' IDENTIFIED BY 'aioetl_local';
+CREATE USER IF NOT EXISTS 'aioetl'@'localhost' IDENTIFIED BY 'aioetl_local';
+GRANT ALL PRIVILEGES ON opendental_replication.* TO 'aioetl'@'%', 'aioetl'@'localhost';
+GRANT ALL PRIVILEGES ON test_opendental_replication.* TO 'aioetl'@'%', 'aioetl'@'localhost';
+
+-- The administrator that writes the synthetic clinic into the source and sets up tests
+-- (creating users with odd passwords, killing connections).
+CREATE USER IF NOT EXISTS 'aioetl_admin'@'%' IDENTIFIED BY 'aioetl_admin_local';
+CREATE USER IF NOT EXISTS 'aioetl_admin'@'localhost' IDENTIFIED BY 'aioetl_admin_local';
+GRANT ALL PRIVILEGES ON *.* TO 'aioetl_admin'@'%' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO 'aioetl_admin'@'localhost' WITH GRANT OPTION;
+FLUSH PRIVILEGES;

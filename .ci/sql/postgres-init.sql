@@ -1,0 +1,25 @@
+-- Role, databases and schemas of the local aioetl warehouse (demo and tests). Idempotent.
+-- Run with psql (it uses \gexec and \connect); used by compose.yaml and .ci/services.sh.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'aioetl') THEN
+    CREATE ROLE aioetl LOGIN PASSWORD 'aioetl_local';
+  END IF;
+END $$;
+
+SELECT 'CREATE DATABASE opendental_analytics OWNER aioetl ENCODING ''UTF8'' TEMPLATE template0'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'opendental_analytics') \gexec
+SELECT 'CREATE DATABASE test_opendental_analytics OWNER aioetl ENCODING ''UTF8'' TEMPLATE template0'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'test_opendental_analytics') \gexec
+
+\connect opendental_analytics
+CREATE SCHEMA IF NOT EXISTS raw AUTHORIZATION aioetl;
+CREATE SCHEMA IF NOT EXISTS staging AUTHORIZATION aioetl;
+CREATE SCHEMA IF NOT EXISTS intermediate AUTHORIZATION aioetl;
+CREATE SCHEMA IF NOT EXISTS marts AUTHORIZATION aioetl;
+
+\connect test_opendental_analytics
+CREATE SCHEMA IF NOT EXISTS raw AUTHORIZATION aioetl;
+CREATE SCHEMA IF NOT EXISTS staging AUTHORIZATION aioetl;
+CREATE SCHEMA IF NOT EXISTS intermediate AUTHORIZATION aioetl;
+CREATE SCHEMA IF NOT EXISTS marts AUTHORIZATION aioetl;

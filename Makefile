@@ -1,0 +1,39 @@
+# The README's commands: `make demo` and `make test` work on a bare Debian machine
+# (Python 3.11+, root for installing the database servers) and where Docker runs.
+VENV ?= .venv
+BIN := $(VENV)/bin
+ENV_FILE := .aioetl/local.env
+WITH_ENV := set -a && . ./$(ENV_FILE) && set +a &&
+
+.PHONY: install services test unit lint demo bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	bash .ci/venv.sh $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev,asyncmy]'
+	touch $@
+
+services: install
+	bash .ci/services.sh
+
+# The full suite on the real servers; an unreachable database fails, never skips.
+test: services
+	$(WITH_ENV) AIOETL_REQUIRE_DATABASES=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: install
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict aioetl
+
+demo: services
+	$(WITH_ENV) $(BIN)/aioetl demo-data
+	$(WITH_ENV) $(BIN)/aioetl check
+	$(WITH_ENV) $(BIN)/aioetl replicate --target all
+
+clean:
+	rm -rf $(VENV) .aioetl .pytest_cache .mypy_cache .ruff_cache

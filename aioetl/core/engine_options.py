@@ -1,0 +1,119 @@
+"""Pure translation of a database's settings into SQLAlchemy engine arguments.
+
+No sockets are opened here: :func:`engine_spec` only decides the URL, the pool and the
+per-connection options, so every option in ``pipeline.yml`` can be checked to take
+effect without a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sqlalchemy.engine import URL
+
+from aioetl.config._resolve import DatabaseType
+from aioetl.core.retry import RetryPolicy
+
+__all__ = ["EngineProfile", "EngineSpec", "engine_spec"]
+
+#: Run on every new source connection, so each pooled connection refuses writes.
+SOURCE_READ_ONLY_COMMAND: Final = "SET SESSION TRANSACTION READ ONLY"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EngineProfile:
+    """What aioetl knows about an engine it built: where it points and how to treat it."""
+
+    environment: str
+    db_type: DatabaseType
+    host: str
+    port: int
+    database: str
+    schema: str | None
+    rate_limit_interval: float
+    statement_timeout: float | None
+    retry: RetryPolicy
+    read_only: bool
+    driver: str
+
+    @property
+    def label(self) -> str:
+        """``source 127.0.0.1:3306/opendental``: for messages (never a password)."""
+        where = f"{self.host}:{self.port}/{self.database}"
+        return f"{self.db_type.value} {where}" + (f" (schema {self.schema})" if self.schema else "")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EngineSpec:
+    """Arguments for ``create_async_engine`` plus the profile of the result."""
+
+    url: URL
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    profile: EngineProfile
+
+
+def engine_spec(config: Mapping[str, Any], db_type: DatabaseType, environment: str) -> EngineSpec:
+    """Engine URL, pool and connect options for one database's resolved config."""
+    pool = {
+        "pool_size": config["pool_size"],
+        "max_overflow": config["max_overflow"],
+        "pool_timeout": config["pool_timeout"],
+        "pool_recycle": config["pool_recycle"],
+        "pool_pre_ping": True,
+    }
+    retry = RetryPolicy(
+        max_retries=config["max_retries"],
+        backoff_base=config["retry_backoff_base"],
+        backoff_max=config["retry_backoff_max"],
+    )
+    connect_args: dict[str, Any]
+    if db_type is DatabaseType.ANALYTICS:
+        driver = "asyncpg"
+        url = URL.create(
+            "postgresql+asyncpg",
+            username=config["user"],
+            password=config["password"],
+            host=config["host"],
+            port=config["port"],
+            database=config["database"],
+        )
+        connect_args = {
+            "timeout": config["connect_timeout"],
+            "command_timeout": config["command_timeout"],
+            "server_settings": {
+                "search_path": config["schema"],
+                "application_name": config["application_name"],
+            },
+        }
+        statement_timeout = config["command_timeout"]
+    else:
+        driver = config["driver"]
+        url = URL.create(
+            f"mysql+{driver}",
+            username=config["user"],
+            password=config["password"],
+            host=config["host"],
+            port=config["port"],
+            database=config["database"],
+            query={"charset": config["charset"]},
+        )
+        connect_args = {"connect_timeout": config["connect_timeout"]}
+        if db_type is DatabaseType.SOURCE:
+            connect_args["init_command"] = SOURCE_READ_ONLY_COMMAND
+        statement_timeout = config["read_timeout"]
+    profile = EngineProfile(
+        environment=environment,
+        db_type=db_type,
+        host=config["host"],
+        port=config["port"],
+        database=config["database"],
+        schema=config.get("schema"),
+        rate_limit_interval=config["rate_limit_interval"],
+        statement_timeout=statement_timeout,
+        retry=retry,
+        read_only=db_type is DatabaseType.SOURCE,
+        driver=driver,
+    )
+    return EngineSpec(url=url, kwargs={**pool, "connect_args": connect_args}, profile=profile)

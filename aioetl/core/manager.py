@@ -1,0 +1,364 @@
+"""ConnectionManager: one held connection, statements with classified retries and a rate limit."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+from aiolimiter import AsyncLimiter
+from sqlalchemy import Executable, Result, Row, TextClause, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncResult, AsyncTransaction
+
+from aioetl.core.errors_map import classify, translate
+from aioetl.core.factory import engine_profile
+from aioetl.core.ratelimit import server_limiter
+from aioetl.core.retry import RetryPolicy
+from aioetl.errors import (
+    ConfigError,
+    DatabaseError,
+    ManagerStateError,
+    RetryExhaustedError,
+    StatementTimeoutError,
+)
+
+__all__ = ["DEFAULT_STREAM_BATCH_SIZE", "ConnectionManager", "create_connection_manager"]
+
+logger = logging.getLogger("aioetl.manager")
+
+DEFAULT_STREAM_BATCH_SIZE: Final = 10_000
+#: How long returning a connection may take before it is invalidated instead: a silent
+#: server must not hold a task hostage on a ROLLBACK.
+RELEASE_TIMEOUT: Final = 10.0
+
+Statement = str | Executable
+Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+_T = TypeVar("_T")
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@functools.lru_cache(maxsize=512)
+def _text(sql: str) -> TextClause:
+    return text(sql)
+
+
+def _coerce(statement: Statement) -> Executable:
+    if isinstance(statement, str):
+        return _text(statement)
+    if isinstance(statement, Executable):
+        return statement
+    raise TypeError(f"expected SQL text or a SQLAlchemy executable, got {type(statement).__name__}")
+
+
+def create_connection_manager(engine: AsyncEngine, **options: Any) -> ConnectionManager:
+    """``ConnectionManager(engine, **options)``, for ``async with create_connection_manager(e)``."""
+    return ConnectionManager(engine, **options)
+
+
+class ConnectionManager:
+    """Holds one pooled connection for an ``async with`` block and runs statements on it.
+
+    Each statement runs in its own transaction; transient failures (lost connections,
+    deadlocks, serialization failures, overload) are retried on a fresh connection with
+    exponential backoff, anything else is raised at once. Query starts are spaced by a
+    limiter shared by every manager talking to the same server. The connection always
+    goes back to the pool — or is invalidated — even when the task is cancelled.
+
+    Options default to the engine's settings from ``pipeline.yml`` (for engines made by
+    ConnectionFactory) or to the library defaults:
+
+    * ``max_retries`` / ``retry`` — a :class:`RetryPolicy`; ``max_retries`` overrides its count.
+    * ``rate_limit`` — seconds between query starts on this server (0: none), or an
+      ``AsyncLimiter`` to share explicitly.
+    * ``statement_timeout`` — seconds one statement (or one streamed batch) may take
+      before the connection is dropped and StatementTimeoutError raised (0: none).
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: float | AsyncLimiter | None = None,
+        statement_timeout: float | None = None,
+    ) -> None:
+        if not isinstance(engine, AsyncEngine):
+            raise TypeError(f"expected an AsyncEngine, got {type(engine).__name__}")
+        profile = engine_profile(engine)
+        policy = retry or (profile.retry if profile else RetryPolicy())
+        if max_retries is not None:
+            if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+                raise ConfigError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+            policy = RetryPolicy(
+                max_retries=max_retries,
+                backoff_base=policy.backoff_base,
+                backoff_max=policy.backoff_max,
+            )
+        if statement_timeout is None:
+            statement_timeout = profile.statement_timeout if profile else None
+        elif statement_timeout < 0:
+            raise ConfigError(f"statement_timeout must be >= 0 seconds, got {statement_timeout!r}")
+        if isinstance(rate_limit, int | float) and rate_limit < 0:
+            raise ConfigError(f"rate_limit must be >= 0 seconds, got {rate_limit!r}")
+        self._engine = engine
+        self._policy = policy
+        self._timeout = statement_timeout or None
+        self._rate_limit = rate_limit
+        self._label = (
+            profile.label
+            if profile
+            else f"{engine.url.host}:{engine.url.port}/{engine.url.database}"
+        )
+        self._secrets = (engine.url.password,)
+        self._limiter: AsyncLimiter | None = None
+        self._conn: AsyncConnection | None = None
+        self._state = _State.UNOPENED
+
+    def __repr__(self) -> str:
+        return f"<ConnectionManager {self._label} {self._state.value}>"
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._policy
+
+    @property
+    def connection(self) -> AsyncConnection:
+        """The connection held for this block (it may be replaced after a failure)."""
+        self._check_open()
+        if self._conn is None:
+            raise ManagerStateError(f"{self._label}: the connection was dropped after a failure")
+        return self._conn
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._state is not _State.OPEN:
+            if self._state is _State.CLOSED:
+                raise ManagerStateError(
+                    "cannot use a closed ConnectionManager: open a new one with "
+                    "`async with create_connection_manager(engine)`"
+                )
+            raise ManagerStateError(
+                "the ConnectionManager is not open: use it as "
+                "`async with create_connection_manager(engine) as manager:`"
+            )
+
+    async def __aenter__(self) -> ConnectionManager:
+        if self._state is not _State.UNOPENED:
+            raise ManagerStateError(
+                f"cannot reuse a {self._state.value} ConnectionManager: create a new one"
+            )
+        profile = engine_profile(self._engine)
+        if isinstance(self._rate_limit, AsyncLimiter):
+            self._limiter = self._rate_limit
+        else:
+            interval = self._rate_limit
+            if interval is None:
+                interval = profile.rate_limit_interval if profile else 0.0
+            url = self._engine.url
+            self._limiter = server_limiter(url.host or "", url.port or 0, interval)
+        self._state = _State.OPEN
+        try:
+            await self._call(self._reconnect)
+        except BaseException:
+            self._state = _State.CLOSED
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._state = _State.CLOSED
+        # Shielded: a task cancelled while leaving the block still returns its connection.
+        await asyncio.shield(self._drop(invalidate=exc_type is not None and self._broken(exc)))
+
+    @staticmethod
+    def _broken(exc: BaseException | None) -> bool:
+        return not isinstance(exc, Exception) or classify(exc).disconnect
+
+    async def _reconnect(self) -> AsyncConnection:
+        if self._conn is None:
+            self._conn = await self._engine.connect()
+        return self._conn
+
+    async def _drop(self, *, invalidate: bool) -> None:
+        """Give the connection back to the pool, or invalidate it if it cannot be trusted."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if invalidate or conn.invalidated:
+                if not conn.invalidated:
+                    await conn.invalidate()
+                await conn.close()
+                return
+            async with asyncio.timeout(RELEASE_TIMEOUT):
+                await conn.close()
+        except (Exception, asyncio.CancelledError) as exc:
+            logger.debug("%s: connection invalidated while releasing it (%s)", self._label, exc)
+            try:
+                await conn.invalidate()
+                await conn.close()
+            except Exception:
+                logger.debug("%s: could not close an invalidated connection", self._label)
+
+    # -- running statements ----------------------------------------------------------
+
+    async def _bounded(self, awaitable: Awaitable[_T]) -> _T:
+        """Await with the statement deadline; on expiry drop the connection and say so."""
+        if self._timeout is None:
+            return await awaitable
+        deadline = asyncio.timeout(self._timeout)
+        try:
+            async with deadline:
+                return await awaitable
+        except TimeoutError as exc:
+            if not deadline.expired():
+                raise
+            await asyncio.shield(self._drop(invalidate=True))
+            raise StatementTimeoutError(
+                f"{self._label}: no answer within statement_timeout={self._timeout:g}s; "
+                "the connection was dropped (raise read_timeout/command_timeout in "
+                "pipeline.yml for longer statements)"
+            ) from exc
+
+    async def _call(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``attempt``; on a transient error retry it on fresh connections."""
+        try:
+            return await attempt()
+        except Exception as exc:
+            found = classify(exc)
+            if not found.transient:
+                raise translate(exc, database=self._label, secrets=self._secrets) from exc
+            first = exc
+        return await self._retry(attempt, first)
+
+    async def _retry(self, attempt: Callable[[], Awaitable[_T]], first: Exception) -> _T:
+        # The retry loop is only built after a failure: the happy path pays nothing for it.
+        pending: list[Exception] = [first]
+        attempts = 0
+        last: BaseException = first
+        try:
+            async for state in self._policy.retrying(label=self._label):
+                with state:
+                    attempts += 1
+                    if pending:
+                        raise pending.pop()
+                    await self._drop(invalidate=self._broken(last))
+                    try:
+                        result = await attempt()
+                    except Exception as exc:
+                        last = exc
+                        raise
+            return result
+        except Exception as exc:
+            error = translate(exc, database=self._label, secrets=self._secrets)
+            if not error.transient:
+                raise error from exc
+            raise RetryExhaustedError(
+                f"{self._label}: gave up after {attempts} attempts: {error}",
+                attempts=attempts,
+                last_error=error,
+            ) from exc
+
+    async def _execute_once(self, statement: Executable, params: Params) -> Result[Any]:
+        self._check_open()
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        conn = await self._reconnect()
+
+        async def run() -> Result[Any]:
+            transaction = await conn.begin()
+            try:
+                result = await conn.execute(statement, params)
+            except BaseException:
+                await self._abandon(conn, transaction)
+                raise
+            await transaction.commit()
+            return result
+
+        return await self._bounded(run())
+
+    async def _abandon(self, conn: AsyncConnection, transaction: AsyncTransaction) -> None:
+        """Undo a failed statement; a broken or cancelled connection is not reused."""
+        if conn.invalidated:
+            return
+        try:
+            await asyncio.shield(transaction.rollback())
+        except Exception:
+            await asyncio.shield(self._drop(invalidate=True))
+
+    async def execute_with_retry(self, statement: Statement, params: Params = None) -> Result[Any]:
+        """Run one statement in its own transaction and commit it; the result is buffered.
+
+        ``statement`` is SQL text with ``:name`` binds or any SQLAlchemy executable;
+        ``params`` a mapping, or a list of mappings for executemany. Non-transient errors
+        raise DatabaseError at once; transient ones are retried and, when retries run
+        out, raise RetryExhaustedError holding the last one.
+        """
+        executable = _coerce(statement)
+        return await self._call(lambda: self._execute_once(executable, params))
+
+    async def stream(
+        self,
+        statement: Statement,
+        params: Mapping[str, Any] | None = None,
+        *,
+        batch_size: int = DEFAULT_STREAM_BATCH_SIZE,
+    ) -> AsyncIterator[Sequence[Row[Any]]]:
+        """Yield lists of at most ``batch_size`` rows from a server-side cursor.
+
+        Memory stays bounded by the batch size. Opening the cursor is retried like any
+        statement; a failure after rows were yielded is raised (the caller decides how to
+        resume). Stop early with ``contextlib.aclosing`` so the cursor is released at once.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        executable = _coerce(statement)
+
+        async def open_cursor() -> tuple[AsyncTransaction, AsyncResult[Any]]:
+            self._check_open()
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            conn = await self._reconnect()
+            transaction = await conn.begin()
+            try:
+                result = await self._bounded(conn.stream(executable, params))
+            except BaseException:
+                await self._abandon(conn, transaction)
+                raise
+            return transaction, result
+
+        transaction, result = await self._call(open_cursor)
+        finished = False
+        try:
+            while True:
+                rows = await self._bounded(result.fetchmany(batch_size))
+                if not rows:
+                    break
+                yield rows
+            await result.close()
+            await transaction.commit()
+            finished = True
+        except DatabaseError:
+            raise
+        except Exception as exc:
+            raise translate(exc, database=self._label, secrets=self._secrets) from exc
+        finally:
+            if not finished:
+                # Stopped early, failed or cancelled: a half-read cursor cannot be reused,
+                # and draining it could read millions of rows, so drop the connection.
+                await asyncio.shield(self._drop(invalidate=True))

@@ -1,0 +1,107 @@
+"""Retry policy: what to retry, how long to wait, when to stop — as tenacity pieces."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+from tenacity.retry import retry_base
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+from aioetl.config._resolve import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_RETRY_BACKOFF_BASE,
+    DEFAULT_RETRY_BACKOFF_MAX,
+)
+from aioetl.core.errors_map import classify, is_transient
+
+__all__ = ["RetryPolicy"]
+
+logger = logging.getLogger("aioetl.retry")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RetryPolicy:
+    """How a failed statement is retried: only transient errors, with capped exponential
+    backoff and jitter, at most ``max_retries`` times after the first attempt.
+    """
+
+    max_retries: int = DEFAULT_MAX_RETRIES
+    backoff_base: float = DEFAULT_RETRY_BACKOFF_BASE
+    backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ValueError(f"max_retries must be an integer >= 0, got {self.max_retries!r}")
+        if self.backoff_base < 0 or self.backoff_max < 0:
+            raise ValueError(
+                "retry backoff_base and backoff_max must be >= 0, got "
+                f"{self.backoff_base!r} and {self.backoff_max!r}"
+            )
+
+    def retry(self) -> retry_base:
+        """What to retry: transient database errors, never cancellation."""
+        return retry_if_exception(is_transient)
+
+    def wait(self) -> wait_base:
+        """How long to wait: base · 2^(n-1), capped, plus up to ``base`` of jitter."""
+        return wait_exponential_jitter(
+            initial=self.backoff_base, max=self.backoff_max, jitter=self.backoff_base
+        )
+
+    def stop(self) -> stop_base:
+        """When to stop: after the first attempt and ``max_retries`` retries."""
+        return stop_after_attempt(self.max_retries + 1)
+
+    def retrying(
+        self,
+        *,
+        label: str = "",
+        sleep: Callable[[float], Awaitable[Any]] | None = None,
+    ) -> AsyncRetrying:
+        """A tenacity loop built from the three policies, logging each retry."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            outcome = state.outcome
+            error = outcome.exception() if outcome is not None else None
+            found = classify(error) if error is not None else None
+            what = ""
+            if found is not None:
+                what = (
+                    f"MySQL error {found.code}"
+                    if found.code is not None
+                    else f"SQLSTATE {found.sqlstate}"
+                    if found.sqlstate
+                    else found.error_type.__name__
+                )
+            delay = state.next_action.sleep if state.next_action else 0.0
+            logger.warning(
+                "%sattempt %d of %d failed with %s; retrying in %.2fs on a fresh connection",
+                f"{label}: " if label else "",
+                state.attempt_number,
+                self.max_retries + 1,
+                what,
+                delay,
+            )
+
+        options: dict[str, Any] = {}
+        if sleep is not None:
+            options["sleep"] = sleep
+        return AsyncRetrying(
+            retry=self.retry(),
+            wait=self.wait(),
+            stop=self.stop(),
+            before_sleep=before_sleep,
+            reraise=True,
+            **options,
+        )
