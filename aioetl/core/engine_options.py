@@ -7,7 +7,9 @@ effect without a server.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import importlib
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -17,6 +19,10 @@ from aioetl.config._resolve import DatabaseType
 from aioetl.core.retry import RetryPolicy
 
 __all__ = ["EngineProfile", "EngineSpec", "engine_spec"]
+
+#: asyncpg enforces command_timeout itself; aioetl's own deadline is a backstop behind it
+#: (a cancel request to a silent server could otherwise wait forever).
+POSTGRES_DEADLINE_GRACE: Final = 5.0
 
 #: Run on every new source connection, so each pooled connection refuses writes.
 SOURCE_READ_ONLY_COMMAND: Final = "SET SESSION TRANSACTION READ ONLY"
@@ -54,6 +60,21 @@ class EngineSpec:
     profile: EngineProfile
 
 
+def _bounded_connect(driver: str, timeout: float) -> Callable[..., Awaitable[Any]]:
+    """The driver's connect, bounded as a whole (handshake and login included).
+
+    aiomysql's and asyncmy's ``connect_timeout`` only covers opening the socket: a server
+    that accepts and never answers would otherwise hang the connect forever.
+    """
+
+    async def connect(*args: Any, **kwargs: Any) -> Any:
+        module = importlib.import_module(driver)
+        async with asyncio.timeout(timeout):
+            return await module.connect(*args, **kwargs)
+
+    return connect
+
+
 def engine_spec(config: Mapping[str, Any], db_type: DatabaseType, environment: str) -> EngineSpec:
     """Engine URL, pool and connect options for one database's resolved config."""
     pool = {
@@ -87,7 +108,11 @@ def engine_spec(config: Mapping[str, Any], db_type: DatabaseType, environment: s
                 "application_name": config["application_name"],
             },
         }
-        statement_timeout = config["command_timeout"]
+        statement_timeout = (
+            config["command_timeout"] + POSTGRES_DEADLINE_GRACE
+            if config["command_timeout"] is not None
+            else None
+        )
     else:
         driver = config["driver"]
         url = URL.create(
@@ -99,7 +124,11 @@ def engine_spec(config: Mapping[str, Any], db_type: DatabaseType, environment: s
             database=config["database"],
             query={"charset": config["charset"]},
         )
-        connect_args = {"connect_timeout": config["connect_timeout"]}
+        connect_args = {
+            "connect_timeout": config["connect_timeout"],
+            # SQLAlchemy's MySQL adapters take the connect function from this key.
+            "async_creator_fn": _bounded_connect(driver, config["connect_timeout"]),
+        }
         if db_type is DatabaseType.SOURCE:
             connect_args["init_command"] = SOURCE_READ_ONLY_COMMAND
         statement_timeout = config["read_timeout"]

@@ -8,7 +8,6 @@ claims to retry is listed here, and nowhere else.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -16,7 +15,6 @@ from typing import Final
 import sqlalchemy.exc
 
 from aioetl.errors import (
-    AioEtlError,
     DatabaseConnectionError,
     DatabaseError,
     PoolTimeoutError,
@@ -25,7 +23,7 @@ from aioetl.errors import (
     TransientDatabaseError,
 )
 
-__all__ = ["Classification", "classify", "is_transient", "translate"]
+__all__ = ["Classification", "classify", "is_database_error", "is_transient", "translate"]
 
 #: MySQL/MariaDB client and server codes meaning the connection is gone or never came:
 #: can't connect (2002, 2003), server gone away (2006), lost during query (2013),
@@ -130,6 +128,12 @@ def classify(exc: BaseException) -> Classification:
             if sqlstate in POSTGRES_TIMEOUT_STATES:
                 return Classification(StatementTimeoutError, sqlstate=sqlstate, message=message)
             return Classification(DatabaseError, sqlstate=sqlstate, message=message)
+        if isinstance(link, TimeoutError):
+            # A bare timeout inside a statement is asyncpg's command_timeout (connect
+            # timeouts are translated where connections are opened).
+            return Classification(
+                StatementTimeoutError, message="statement exceeded command_timeout"
+            )
         if _is_connection_failure(link):
             return Classification(DatabaseConnectionError, message=_driver_message(link))
     if invalidated:
@@ -138,11 +142,7 @@ def classify(exc: BaseException) -> Classification:
 
 
 def _is_connection_failure(exc: BaseException) -> bool:
-    if isinstance(exc, OSError | ConnectionError | EOFError):
-        return True
-    if isinstance(exc, TimeoutError) and not isinstance(exc, AioEtlError):
-        # Outside a statement (the manager handles its own deadlines), a bare timeout
-        # comes from connecting.
+    if isinstance(exc, OSError | EOFError):
         return True
     name = type(exc).__name__
     # asyncpg's ConnectionDoesNotExistError / InternalClientError on a dead socket, and
@@ -152,9 +152,22 @@ def _is_connection_failure(exc: BaseException) -> bool:
     )
 
 
+_DRIVER_MODULES: Final = ("pymysql", "aiomysql", "asyncmy", "asyncpg")
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether ``exc`` came from a database, a driver or the network (and so is translated).
+
+    Anything else — a bug, a misuse of aioetl — propagates unchanged.
+    """
+    return isinstance(
+        exc, DatabaseError | sqlalchemy.exc.SQLAlchemyError | OSError | EOFError
+    ) or type(exc).__module__.startswith(_DRIVER_MODULES)
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether a fresh attempt may succeed; never for cancellation or non-database errors."""
-    if isinstance(exc, asyncio.CancelledError) or not isinstance(exc, Exception):
+    if not isinstance(exc, Exception) or not is_database_error(exc):
         return False
     return classify(exc).transient
 

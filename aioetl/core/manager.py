@@ -14,12 +14,13 @@ from aiolimiter import AsyncLimiter
 from sqlalchemy import Executable, Result, Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncResult, AsyncTransaction
 
-from aioetl.core.errors_map import classify, translate
+from aioetl.core.errors_map import classify, is_database_error, translate
 from aioetl.core.factory import engine_profile
 from aioetl.core.ratelimit import server_limiter
 from aioetl.core.retry import RetryPolicy
 from aioetl.errors import (
     ConfigError,
+    DatabaseConnectionError,
     DatabaseError,
     ManagerStateError,
     RetryExhaustedError,
@@ -191,7 +192,13 @@ class ConnectionManager:
 
     async def _reconnect(self) -> AsyncConnection:
         if self._conn is None:
-            self._conn = await self._engine.connect()
+            try:
+                self._conn = await self._engine.connect()
+            except TimeoutError as exc:
+                raise DatabaseConnectionError(
+                    f"{self._label}: could not connect within connect_timeout",
+                    database=self._label,
+                ) from exc
         return self._conn
 
     async def _drop(self, *, invalidate: bool) -> None:
@@ -240,8 +247,9 @@ class ConnectionManager:
         try:
             return await attempt()
         except Exception as exc:
-            found = classify(exc)
-            if not found.transient:
+            if not is_database_error(exc):
+                raise
+            if not classify(exc).transient:
                 raise translate(exc, database=self._label, secrets=self._secrets) from exc
             first = exc
         return await self._retry(attempt, first)
@@ -265,6 +273,8 @@ class ConnectionManager:
                         raise
             return result
         except Exception as exc:
+            if not is_database_error(exc):
+                raise
             error = translate(exc, database=self._label, secrets=self._secrets)
             if not error.transient:
                 raise error from exc
@@ -353,9 +363,9 @@ class ConnectionManager:
             await result.close()
             await transaction.commit()
             finished = True
-        except DatabaseError:
-            raise
         except Exception as exc:
+            if isinstance(exc, DatabaseError) or not is_database_error(exc):
+                raise
             raise translate(exc, database=self._label, secrets=self._secrets) from exc
         finally:
             if not finished:

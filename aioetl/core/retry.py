@@ -12,7 +12,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 from tenacity.retry import retry_base
 from tenacity.stop import stop_base
@@ -55,8 +56,8 @@ class RetryPolicy:
 
     def wait(self) -> wait_base:
         """How long to wait: base · 2^(n-1), capped, plus up to ``base`` of jitter."""
-        return wait_exponential_jitter(
-            initial=self.backoff_base, max=self.backoff_max, jitter=self.backoff_base
+        return wait_exponential(multiplier=self.backoff_base, max=self.backoff_max) + wait_random(
+            0, self.backoff_base
         )
 
     def stop(self) -> stop_base:
