@@ -80,7 +80,10 @@ class _Option:
     def check(self, value: Any, *, at: str) -> Any:
         if value is None and self.nullable:
             return None
-        if self.kind is float:
+        if self.kind is bool:
+            ok = isinstance(value, bool)
+            expected = "true or false"
+        elif self.kind is float:
             ok = isinstance(value, int | float) and not isinstance(value, bool)
             value = float(value) if ok else value
             expected = "a number"
@@ -131,6 +134,12 @@ CONNECTION_OPTIONS: Final[Mapping[DatabaseType, Mapping[str, _Option]]] = {
     DatabaseType.ANALYTICS: _POSTGRES_OPTIONS,
 }
 PIPELINE_SECTIONS: Final = ("connections", "replication")
+DEFAULT_CONCURRENCY: Final = 4
+#: The ``replication`` section of pipeline.yml: options of the ``aioetl replicate`` job.
+REPLICATION_OPTIONS: Final[Mapping[str, _Option]] = {
+    "concurrency": _Option(int, DEFAULT_CONCURRENCY, minimum=1),
+    "sentinel_dates_as_null": _Option(bool, True),
+}
 
 
 class ConnectionConfig(dict[str, Any]):
@@ -184,6 +193,11 @@ def _require_mapping(
     return value
 
 
+def _or_empty(value: Any) -> Any:
+    """An empty YAML section (``key:`` with nothing under it) means no options."""
+    return {} if value is None else value
+
+
 def check_pipeline(pipeline: Mapping[str, Any], source: str) -> None:
     """Reject unknown sections and keys and wrong values in ``pipeline.yml``."""
     for key in pipeline:
@@ -192,8 +206,19 @@ def check_pipeline(pipeline: Mapping[str, Any], source: str) -> None:
                 f"{where(pipeline, key) or source + ': '}unknown key {key!r}; "
                 f"expected one of: {', '.join(PIPELINE_SECTIONS)}"
             )
+    replication = _require_mapping(
+        _or_empty(pipeline.get("replication")), at="replication", parent=pipeline, key="replication"
+    )
+    for option, value in replication.items():
+        at = f"{where(replication, option) or source + ': '}replication.{option}"
+        if option not in REPLICATION_OPTIONS:
+            raise ConfigError(
+                f"{at} is not a known option; known options: "
+                f"{', '.join(sorted(REPLICATION_OPTIONS))}"
+            )
+        REPLICATION_OPTIONS[option].check(value, at=at)
     connections = _require_mapping(
-        pipeline.get("connections", {}), at="connections", parent=pipeline, key="connections"
+        _or_empty(pipeline.get("connections")), at="connections", parent=pipeline, key="connections"
     )
     for name, options in connections.items():
         try:
@@ -279,6 +304,12 @@ def build_connection_config(
         if option.kind is float and config[name] is not None:
             config[name] = float(config[name])
     return config
+
+
+def replication_options(pipeline: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``replication`` section of pipeline.yml with defaults filled in (checked already)."""
+    given = pipeline.get("replication") or {}
+    return {name: given.get(name, option.default) for name, option in REPLICATION_OPTIONS.items()}
 
 
 def missing_variables(config: Mapping[str, Any], prefix: str, db_type: DatabaseType) -> list[str]:

@@ -22,6 +22,7 @@ from aioetl.config._resolve import (
     check_pipeline,
     check_tables,
     missing_variables,
+    replication_options,
     resolve_environment,
 )
 from aioetl.config.providers import ConfigProvider, DictConfigProvider, FileConfigProvider
@@ -191,6 +192,10 @@ class Settings:
                 logger.error("%s is not set (read from %s)", name, self.provider.describe("env"))
                 valid = False
         return valid
+
+    def get_replication_options(self) -> dict[str, Any]:
+        """The ``replication`` section of pipeline.yml (job defaults), defaults filled in."""
+        return replication_options(self.pipeline_config)
 
     # -- tables ------------------------------------------------------------------------
 

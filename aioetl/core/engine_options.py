@@ -131,6 +131,9 @@ def engine_spec(config: Mapping[str, Any], db_type: DatabaseType, environment: s
         }
         if db_type is DatabaseType.SOURCE:
             connect_args["init_command"] = SOURCE_READ_ONLY_COMMAND
+        else:
+            # The replication job loads the replica with LOAD DATA LOCAL INFILE.
+            connect_args["local_infile"] = True
         statement_timeout = config["read_timeout"]
     profile = EngineProfile(
         environment=environment,

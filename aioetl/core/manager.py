@@ -6,9 +6,9 @@ import asyncio
 import enum
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
 from aiolimiter import AsyncLimiter
 from sqlalchemy import Executable, Result, Row, TextClause, text
@@ -35,6 +35,12 @@ DEFAULT_STREAM_BATCH_SIZE: Final = 10_000
 #: How long returning a connection may take before it is invalidated instead: a silent
 #: server must not hold a task hostage on a ROLLBACK.
 RELEASE_TIMEOUT: Final = 10.0
+
+if TYPE_CHECKING:
+    #: A result or row of any number of columns of any type.
+    AnyResult: TypeAlias = Result[*tuple[Any, ...]]
+    AnyRow: TypeAlias = Row[*tuple[Any, ...]]
+    AnyAsyncResult: TypeAlias = AsyncResult[*tuple[Any, ...]]
 
 Statement = str | Executable
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
@@ -82,6 +88,8 @@ class ConnectionManager:
       ``AsyncLimiter`` to share explicitly.
     * ``statement_timeout`` — seconds one statement (or one streamed batch) may take
       before the connection is dropped and StatementTimeoutError raised (0: none).
+    * ``session_statements`` — SQL run on every connection the manager opens (the first
+      and each fresh one after a failure), e.g. ``SET SESSION sql_mode = ''``.
     """
 
     def __init__(
@@ -92,6 +100,7 @@ class ConnectionManager:
         retry: RetryPolicy | None = None,
         rate_limit: float | AsyncLimiter | None = None,
         statement_timeout: float | None = None,
+        session_statements: Sequence[str] = (),
     ) -> None:
         if not isinstance(engine, AsyncEngine):
             raise TypeError(f"expected an AsyncEngine, got {type(engine).__name__}")
@@ -121,6 +130,7 @@ class ConnectionManager:
             else f"{engine.url.host}:{engine.url.port}/{engine.url.database}"
         )
         self._secrets = (engine.url.password,)
+        self._session = tuple(_coerce(sql) for sql in session_statements)
         self._limiter: AsyncLimiter | None = None
         self._conn: AsyncConnection | None = None
         self._state = _State.UNOPENED
@@ -193,12 +203,22 @@ class ConnectionManager:
     async def _reconnect(self) -> AsyncConnection:
         if self._conn is None:
             try:
-                self._conn = await self._engine.connect()
+                conn = await self._engine.connect()
             except TimeoutError as exc:
                 raise DatabaseConnectionError(
                     f"{self._label}: could not connect within connect_timeout",
                     database=self._label,
                 ) from exc
+            try:
+                for statement in self._session:
+                    await self._bounded(conn.execute(statement))
+                if self._session:
+                    await conn.commit()
+            except BaseException:
+                await asyncio.shield(conn.invalidate())
+                await asyncio.shield(conn.close())
+                raise
+            self._conn = conn
         return self._conn
 
     async def _drop(self, *, invalidate: bool) -> None:
@@ -284,13 +304,13 @@ class ConnectionManager:
                 last_error=error,
             ) from exc
 
-    async def _execute_once(self, statement: Executable, params: Params) -> Result[Any]:
+    async def _execute_once(self, statement: Executable, params: Params) -> AnyResult:
         self._check_open()
         if self._limiter is not None:
             await self._limiter.acquire()
         conn = await self._reconnect()
 
-        async def run() -> Result[Any]:
+        async def run() -> AnyResult:
             transaction = await conn.begin()
             try:
                 result = await conn.execute(statement, params)
@@ -311,7 +331,30 @@ class ConnectionManager:
         except Exception:
             await asyncio.shield(self._drop(invalidate=True))
 
-    async def execute_with_retry(self, statement: Statement, params: Params = None) -> Result[Any]:
+    async def run_with_retry(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        """Run ``work(connection)`` as one unit, retried on transient errors like a statement.
+
+        For work a single statement cannot express — COPY through the raw driver
+        connection, several statements in one transaction. ``work`` must be safe to run
+        again after a failure (transactional, or idempotent); it counts as one query for
+        the rate limit and the statement deadline.
+        """
+
+        async def attempt() -> _T:
+            self._check_open()
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            conn = await self._reconnect()
+            try:
+                return await self._bounded(work(conn))
+            except BaseException as exc:
+                if self._conn is conn and (conn.invalidated or self._broken(exc)):
+                    await asyncio.shield(self._drop(invalidate=True))
+                raise
+
+        return await self._call(attempt)
+
+    async def execute_with_retry(self, statement: Statement, params: Params = None) -> AnyResult:
         """Run one statement in its own transaction and commit it; the result is buffered.
 
         ``statement`` is SQL text with ``:name`` binds or any SQLAlchemy executable;
@@ -328,7 +371,7 @@ class ConnectionManager:
         params: Mapping[str, Any] | None = None,
         *,
         batch_size: int = DEFAULT_STREAM_BATCH_SIZE,
-    ) -> AsyncIterator[Sequence[Row[Any]]]:
+    ) -> AsyncGenerator[Sequence[AnyRow], None]:
         """Yield lists of at most ``batch_size`` rows from a server-side cursor.
 
         Memory stays bounded by the batch size. Opening the cursor is retried like any
@@ -339,7 +382,7 @@ class ConnectionManager:
             raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         executable = _coerce(statement)
 
-        async def open_cursor() -> tuple[AsyncTransaction, AsyncResult[Any]]:
+        async def open_cursor() -> tuple[AsyncTransaction, AnyAsyncResult]:
             self._check_open()
             if self._limiter is not None:
                 await self._limiter.acquire()

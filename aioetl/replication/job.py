@@ -1,0 +1,424 @@
+"""The replication job: tables copied concurrently, source → replica → warehouse.
+
+Each table runs its legs in order (replica, then warehouse); tables run side by side,
+bounded by ``concurrency``, most important and largest first. A failing table is
+reported and the others still finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import enum
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from aioetl.config._resolve import TABLE_IMPORTANCE
+from aioetl.config.settings import DatabaseType, PostgresSchema, Settings
+from aioetl.core.factory import ConnectionFactory
+from aioetl.core.manager import ConnectionManager
+from aioetl.errors import AioEtlError, ReplicationError
+from aioetl.replication.catalog import MySQLTable, mysql_table, postgres_columns
+from aioetl.replication.columns import ZeroDates
+from aioetl.replication.pages import GROUP_CONCAT_SESSION, Page, PageReader
+from aioetl.replication.reconcile import reconcile_mysql, reconcile_postgres
+from aioetl.replication.rendering import Target
+from aioetl.replication.state import MySQLStateStore, PostgresStateStore, Watermark
+from aioetl.replication.writers import (
+    NEW_SUFFIX,
+    REPLICA_SESSION,
+    ReplicaWriter,
+    WarehouseWriter,
+)
+
+__all__ = [
+    "LegResult",
+    "ProgressListener",
+    "ReplicationOptions",
+    "ReplicationTarget",
+    "Replicator",
+    "TableResult",
+]
+
+logger = logging.getLogger("aioetl.replication")
+
+_STAMP_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
+#: Pages read ahead of the writer: reading the next page overlaps writing this one.
+_READ_AHEAD: Final = 1
+
+
+class ReplicationTarget(enum.StrEnum):
+    """How far ``aioetl replicate`` copies."""
+
+    REPLICA = "replica"
+    WAREHOUSE = "warehouse"
+    ALL = "all"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReplicationOptions:
+    """Options of one run; ``None`` means pipeline.yml's ``replication`` section."""
+
+    target: ReplicationTarget = ReplicationTarget.ALL
+    concurrency: int | None = None
+    full: bool = False
+    reconcile: bool = False
+    sentinel_dates_as_null: bool | None = None
+    schema: PostgresSchema = PostgresSchema.RAW
+
+    def __post_init__(self) -> None:
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+
+
+@dataclass(slots=True)
+class LegResult:
+    """One table's copy into one target."""
+
+    leg: str
+    rows: int = 0
+    deleted: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(slots=True)
+class TableResult:
+    """The outcome of one table across its legs."""
+
+    table: str
+    strategy: str
+    legs: list[LegResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(leg.error is None for leg in self.legs)
+
+    @property
+    def error(self) -> str | None:
+        return next((leg.error for leg in self.legs if leg.error), None)
+
+
+class ProgressListener(Protocol):
+    """Told about progress; the CLI draws bars or writes log lines from it."""
+
+    def started(self, table: str, leg: str, estimated_rows: int) -> None: ...
+
+    def advanced(self, table: str, leg: str, rows: int) -> None: ...
+
+    def finished(self, table: str, leg: LegResult) -> None: ...
+
+
+class _Quiet:
+    def started(self, table: str, leg: str, estimated_rows: int) -> None:
+        logger.info("%s → %s: started (about %d rows)", table, leg, estimated_rows)
+
+    def advanced(self, table: str, leg: str, rows: int) -> None:
+        logger.debug("%s → %s: %d rows", table, leg, rows)
+
+    def finished(self, table: str, leg: LegResult) -> None:
+        logger.info("%s → %s: %d rows in %.1fs", table, leg.leg, leg.rows, leg.seconds)
+
+
+def _lookback(stamp: str | None, days: int) -> str | None:
+    if stamp is None or days <= 0:
+        return None
+    try:
+        moment = dt.datetime.strptime(stamp[:19], _STAMP_FORMAT)
+    except ValueError:
+        return None  # a zero stamp: nothing older to look back at
+    return (moment - dt.timedelta(days=days)).strftime(_STAMP_FORMAT)
+
+
+async def _pipelined(
+    pages: AsyncGenerator[Page, None], write: Callable[[Page], Awaitable[None]]
+) -> None:
+    """Write pages while the next one is read; the first error stops both."""
+    queue: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=_READ_AHEAD)
+
+    async def produce() -> None:
+        async with contextlib.aclosing(pages) as stream:
+            async for page in stream:
+                await queue.put(page)
+        await queue.put(None)
+
+    async def consume() -> None:
+        while (page := await queue.get()) is not None:
+            await write(page)
+
+    async with asyncio.TaskGroup() as group:
+        producer = group.create_task(produce())
+        consumer = group.create_task(consume())
+        # If the writer fails the reader must not wait on a full queue forever.
+        consumer.add_done_callback(lambda task: producer.cancel() if task.exception() else None)
+
+
+class Replicator:
+    """Runs the replication of the tables listed in tables.yml.
+
+    Every source query goes through a ConnectionManager, so the source's shared rate
+    limit holds; values are always bound and identifiers quoted by each dialect.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: ReplicationOptions | None = None,
+        *,
+        listener: ProgressListener | None = None,
+    ) -> None:
+        self.settings = settings
+        self.options = options or ReplicationOptions()
+        defaults = settings.get_replication_options()
+        self.concurrency = self.options.concurrency or int(defaults["concurrency"])
+        as_null = self.options.sentinel_dates_as_null
+        if as_null is None:
+            as_null = bool(defaults["sentinel_dates_as_null"])
+        self.zero_dates = ZeroDates.NULL if as_null else ZeroDates.KEEP
+        self.listener: ProgressListener = listener or _Quiet()
+
+    def ordered(self, tables: Sequence[str] | None = None) -> list[str]:
+        """The tables to copy, most important and largest first."""
+        names = list(tables) if tables else self.settings.table_names
+        configs = {name: self.settings.get_table_config(name) for name in names}
+        rank = {importance: i for i, importance in enumerate(TABLE_IMPORTANCE)}
+        return sorted(
+            names,
+            key=lambda n: (rank[configs[n]["table_importance"]], -configs[n]["estimated_rows"]),
+        )
+
+    async def run(self, tables: Sequence[str] | None = None) -> list[TableResult]:
+        """Copy ``tables`` (default: all in tables.yml); one result per table, in run order."""
+        names = self.ordered(tables)
+        engines = await self._engines()
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(name: str) -> TableResult:
+            async with gate:
+                return await self._table(name, engines)
+
+        return list(await asyncio.gather(*(one(name) for name in names)))
+
+    async def _engines(self) -> dict[str, AsyncEngine]:
+        get = ConnectionFactory.get_engine
+        engines = {
+            "source": await get(self.settings, DatabaseType.SOURCE),
+            "replica": await get(self.settings, DatabaseType.REPLICATION),
+        }
+        if self.options.target is not ReplicationTarget.REPLICA:
+            engines["warehouse"] = await get(
+                self.settings, DatabaseType.ANALYTICS, self.options.schema
+            )
+        return engines
+
+    async def _table(self, name: str, engines: dict[str, AsyncEngine]) -> TableResult:
+        config = self.settings.get_table_config(name)
+        strategy = "full" if self.options.full else config["extraction_strategy"]
+        result = TableResult(table=name, strategy=strategy)
+        legs: list[tuple[str, Callable[[LegResult], Awaitable[None]]]] = []
+        if self.options.target in (ReplicationTarget.REPLICA, ReplicationTarget.ALL):
+            legs.append(("replica", lambda r: self._to_replica(name, config, engines, r)))
+        if self.options.target in (ReplicationTarget.WAREHOUSE, ReplicationTarget.ALL):
+            legs.append(("warehouse", lambda r: self._to_warehouse(name, config, engines, r)))
+        for leg_name, run in legs:
+            leg = LegResult(leg=leg_name)
+            result.legs.append(leg)
+            started = time.monotonic()
+            try:
+                await run(leg)
+            except (AioEtlError, OSError) as exc:
+                leg.error = str(exc)
+                logger.error("%s → %s failed: %s", name, leg_name, exc)
+            finally:
+                leg.seconds = time.monotonic() - started
+            self.listener.finished(name, leg)
+            if leg.error is not None:
+                break  # the warehouse copies the replica: never from a failed one
+        return result
+
+    # -- legs ----------------------------------------------------------------------------
+
+    def _keys(self, name: str, config: dict[str, Any], table: MySQLTable) -> tuple[str, str | None]:
+        key = table.column(config["primary_key"]).name
+        column = config["incremental_column"]
+        if column is None or column.lower() == key.lower():
+            return key, None
+        return key, table.column(column).name
+
+    async def _to_replica(
+        self,
+        name: str,
+        config: dict[str, Any],
+        engines: dict[str, AsyncEngine],
+        leg: LegResult,
+    ) -> None:
+        async with (
+            ConnectionManager(engines["source"], session_statements=[GROUP_CONCAT_SESSION]) as src,
+            ConnectionManager(engines["replica"], session_statements=REPLICA_SESSION) as dst,
+        ):
+            table = await mysql_table(src, name)
+            if table is None:
+                raise ReplicationError(f"{name}: no such table in the source database")
+            key, stamp = self._keys(name, config, table)
+            store = MySQLStateStore(dst)
+            await store.ensure()
+            writer = ReplicaWriter(dst, table.columns)
+            existing = await mysql_table(dst, name)
+            full = self.options.full or config["extraction_strategy"] == "full"
+            if existing is not None and not full:
+                _check_drift(
+                    name, [c.name for c in table.columns], [c.name for c in existing.columns]
+                )
+            reader = PageReader(
+                src,
+                name,
+                table.columns,
+                key=key,
+                stamp=stamp,
+                target=Target.MYSQL,
+                zero_dates=self.zero_dates,
+                batch_size=config["batch_size"],
+                avg_row_length=table.avg_row_length,
+            )
+            self.listener.started(name, leg.leg, table.rows)
+
+            if full:
+                into = name + NEW_SUFFIX
+                await writer.drop(into)
+                await writer.create_from_ddl(table.ddl, name, into)
+                last: list[Watermark | None] = [None]
+
+                async def write_full(page: Page) -> None:
+                    await writer.load(into, page.body)
+                    last[0] = page.last
+                    self._advance(name, leg, page.rows)
+
+                await _pipelined(reader.pages(), write_full)
+                await writer.swap(name, exists=existing is not None)
+                await store.reset(name)
+                await store.save(
+                    name,
+                    "full",
+                    last[0] if stamp or config["incremental_column"] else None,
+                    leg.rows,
+                )
+            else:
+                if existing is None:
+                    await writer.create_from_ddl(table.ddl, name, name)
+                    await store.reset(name)
+                mark = await store.get(name)
+                since = _lookback(mark.stamp if mark else None, config["lookback_days"])
+
+                async def write_incremental(page: Page) -> None:
+                    await writer.load(name, page.body)
+                    await store.save(name, "incremental", page.last, page.rows)
+                    self._advance(name, leg, page.rows)
+
+                pages = reader.pages(None, since=since) if since else reader.pages(mark)
+                await _pipelined(pages, write_incremental)
+            if self.options.reconcile:
+                leg.deleted = await reconcile_mysql(src, dst, name, key)
+
+    async def _to_warehouse(
+        self,
+        name: str,
+        config: dict[str, Any],
+        engines: dict[str, AsyncEngine],
+        leg: LegResult,
+    ) -> None:
+        schema = self.options.schema.value
+        async with (
+            ConnectionManager(engines["replica"], session_statements=[GROUP_CONCAT_SESSION]) as src,
+            ConnectionManager(engines["warehouse"]) as dst,
+        ):
+            table = await mysql_table(src, name)
+            if table is None:
+                raise ReplicationError(
+                    f"{name}: not in the replica yet; replicate with --target replica first"
+                )
+            key, stamp = self._keys(name, config, table)
+            store = PostgresStateStore(schema)
+            await store.ensure(dst)
+            writer = WarehouseWriter(dst, schema, table.columns, key, store)
+            existing = await postgres_columns(dst, schema, name)
+            full = self.options.full or config["extraction_strategy"] == "full"
+            if existing is not None and not full:
+                _check_drift(name, [c.name for c in table.columns], existing)
+            reader = PageReader(
+                src,
+                name,
+                table.columns,
+                key=key,
+                stamp=stamp,
+                target=Target.POSTGRES,
+                zero_dates=self.zero_dates,
+                batch_size=config["batch_size"],
+                avg_row_length=table.avg_row_length,
+            )
+            self.listener.started(name, leg.leg, table.rows)
+            keep_mark = stamp is not None or config["incremental_column"] is not None
+
+            if full:
+                into = name + NEW_SUFFIX
+                await writer.drop(into)
+                await writer.create(into)
+                last: list[Watermark | None] = [None]
+
+                async def write_full(page: Page) -> None:
+                    await writer.load(into, page.body, upsert=False)
+                    last[0] = page.last
+                    self._advance(name, leg, page.rows)
+
+                await _pipelined(reader.pages(), write_full)
+                await writer.swap(name, (name, "full", last[0] if keep_mark else None, leg.rows))
+            else:
+                if existing is None:
+                    await writer.create(name)
+                    await store.reset(dst, name)
+                mark = await store.get(dst, name)
+                since = _lookback(mark.stamp if mark else None, config["lookback_days"])
+                upsert = [mark is not None or existing is not None]
+
+                async def write_incremental(page: Page) -> None:
+                    upsert[0] = await writer.load(
+                        name,
+                        page.body,
+                        upsert=upsert[0],
+                        record=(name, "incremental", page.last, page.rows),
+                    )
+                    self._advance(name, leg, page.rows)
+
+                pages = reader.pages(None, since=since) if since else reader.pages(mark)
+                await _pipelined(pages, write_incremental)
+        if self.options.reconcile:
+            async with (
+                ConnectionManager(
+                    engines["source"], session_statements=[GROUP_CONCAT_SESSION]
+                ) as truth,
+                ConnectionManager(engines["warehouse"]) as dst,
+            ):
+                leg.deleted = await reconcile_postgres(truth, dst, schema, name, key)
+
+    def _advance(self, name: str, leg: LegResult, rows: int) -> None:
+        leg.rows += rows
+        self.listener.advanced(name, leg.leg, rows)
+
+
+def _check_drift(name: str, source: list[str], target: list[str]) -> None:
+    if [c.lower() for c in source] != [c.lower() for c in target]:
+        added = sorted(set(source) - set(target))
+        dropped = sorted(set(target) - set(source))
+        raise ReplicationError(
+            f"{name}: the columns differ from the source (new: {', '.join(added) or '-'}; "
+            f"gone: {', '.join(dropped) or '-'}); rerun with --full to rebuild the table"
+        )

@@ -1,0 +1,146 @@
+"""Propagating hard deletes: target rows whose key is gone from the source are deleted.
+
+Keys are compared in bounded ranges: the source's keys are read a page at a time (one
+aggregated value per page), the target's keys in the same range are compared, and
+the extras deleted. Memory stays bounded by the page size however large the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
+
+from sqlalchemy import bindparam, text
+
+from aioetl.core.manager import ConnectionManager
+from aioetl.errors import ReplicationError
+from aioetl.replication.rendering import quote_mysql
+from aioetl.replication.state import quote_postgres
+
+__all__ = ["RECONCILE_PAGE", "reconcile_mysql", "reconcile_postgres"]
+
+RECONCILE_PAGE: Final = 50_000
+
+_TargetKeys = Callable[[int | None, int | None], Awaitable[set[int]]]
+_Delete = Callable[[list[int]], Awaitable[int]]
+
+
+async def _source_pages(
+    source: ConnectionManager, table: str, key: str, page: int
+) -> AsyncIterator[tuple[int | None, int | None, set[int]]]:
+    """(exclusive low, inclusive high, keys) of each page of source keys; high None = end."""
+    q_key, q_table = quote_mysql(key), quote_mysql(table)
+    after: int | None = None
+    while True:
+        where = f"WHERE {q_key} > :after " if after is not None else ""
+        sql = (
+            f"SELECT COUNT(*), MAX(k), GROUP_CONCAT(k SEPARATOR ',') FROM ("  # noqa: S608
+            f"SELECT {q_key} AS k FROM {q_table} {where}ORDER BY {q_key} LIMIT :limit) AS p"
+        )
+        params: dict[str, int] = {"limit": page}
+        if after is not None:
+            params["after"] = after
+        count, high, keys = (await source.execute_with_retry(sql, params)).one()
+        if not count:
+            yield after, None, set()
+            return
+        raw = keys.decode() if isinstance(keys, bytes) else str(keys)
+        found = {int(k) for k in raw.split(",")}
+        if len(found) != count:
+            raise ReplicationError(
+                f"{table}: the key list was cut by group_concat_max_len; reconcile needs "
+                "the reading session's group_concat_max_len raised"
+            )
+        last = int(high)
+        if count < page:
+            yield after, None, found
+            return
+        yield after, last, found
+        after = last
+
+
+async def _reconcile(
+    source: ConnectionManager,
+    table: str,
+    key: str,
+    target_keys: _TargetKeys,
+    delete: _Delete,
+    page: int,
+) -> int:
+    deleted = 0
+    async for low, high, keys in _source_pages(source, table, key, page):
+        extra = sorted((await target_keys(low, high)) - keys)
+        for start in range(0, len(extra), page):
+            deleted += await delete(extra[start : start + page])
+    return deleted
+
+
+def _range(q_key: str, low: int | None, high: int | None) -> tuple[str, dict[str, int]]:
+    conditions, params = [], {}
+    if low is not None:
+        conditions.append(f"{q_key} > :low")
+        params["low"] = low
+    if high is not None:
+        conditions.append(f"{q_key} <= :high")
+        params["high"] = high
+    return (" WHERE " + " AND ".join(conditions)) if conditions else "", params
+
+
+async def reconcile_mysql(
+    source: ConnectionManager,
+    replica: ConnectionManager,
+    table: str,
+    key: str,
+    *,
+    page: int = RECONCILE_PAGE,
+) -> int:
+    """Delete replica rows whose key the source no longer has; returns how many."""
+    q_key, q_table = quote_mysql(key), quote_mysql(table)
+
+    async def target_keys(low: int | None, high: int | None) -> set[int]:
+        where, params = _range(q_key, low, high)
+        result = await replica.execute_with_retry(
+            f"SELECT {q_key} FROM {q_table}{where}",  # noqa: S608
+            params,
+        )
+        return {int(row[0]) for row in result.fetchall()}
+
+    async def delete(keys: list[int]) -> int:
+        statement = text(f"DELETE FROM {q_table} WHERE {q_key} IN :keys").bindparams(  # noqa: S608
+            bindparam("keys", expanding=True)
+        )
+        result = await replica.execute_with_retry(statement, {"keys": keys})
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    return await _reconcile(source, table, key, target_keys, delete, page)
+
+
+async def reconcile_postgres(
+    source: ConnectionManager,
+    warehouse: ConnectionManager,
+    schema: str,
+    table: str,
+    key: str,
+    *,
+    page: int = RECONCILE_PAGE,
+) -> int:
+    """Delete warehouse rows whose key the source no longer has; returns how many."""
+    q_key = quote_postgres(key)
+    q_table = f"{quote_postgres(schema)}.{quote_postgres(table)}"
+
+    async def target_keys(low: int | None, high: int | None) -> set[int]:
+        where, params = _range(q_key, low, high)
+        result = await warehouse.execute_with_retry(
+            f"SELECT {q_key} FROM {q_table}{where}",  # noqa: S608
+            params,
+        )
+        return {int(row[0]) for row in result.fetchall()}
+
+    async def delete(keys: list[int]) -> int:
+        result = await warehouse.execute_with_retry(
+            f"DELETE FROM {q_table} WHERE {q_key} = ANY(CAST(:keys AS bigint[]))",  # noqa: S608
+            {"keys": keys},
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    return await _reconcile(source, table, key, target_keys, delete, page)

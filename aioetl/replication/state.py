@@ -1,0 +1,140 @@
+"""Watermarks: where each table's copy into each target stopped, kept in that target.
+
+A watermark is advanced only after the batch it covers is committed — on PostgreSQL in
+the very transaction that loads the batch — so a killed job resumes where it stopped,
+and a batch that may have been written twice is harmless because every write upserts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
+
+from aioetl.core.manager import ConnectionManager
+from aioetl.replication.rendering import quote_mysql
+
+__all__ = ["STATE_TABLE", "MySQLStateStore", "PostgresStateStore", "Watermark"]
+
+STATE_TABLE: Final = "_aioetl_state"
+_PG: Final[Any] = postgresql.dialect().identifier_preparer  # type: ignore[no-untyped-call]
+
+
+def quote_postgres(name: str) -> str:
+    """A PostgreSQL identifier, always quoted (double quotes doubled)."""
+    return str(_PG.quote_identifier(name))
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """The last (change stamp, primary key) copied; ``stamp`` is None for key-only tables."""
+
+    key: int
+    stamp: str | None = None
+
+
+class MySQLStateStore:
+    """The replica's ``_aioetl_state`` table (InnoDB, one row per replicated table)."""
+
+    def __init__(self, manager: ConnectionManager) -> None:
+        self._manager = manager
+        self._table = quote_mysql(STATE_TABLE)
+
+    async def ensure(self) -> None:
+        await self._manager.execute_with_retry(
+            f"CREATE TABLE IF NOT EXISTS {self._table} ("
+            "table_name varchar(64) NOT NULL PRIMARY KEY, "
+            "strategy varchar(16) NOT NULL, "
+            "last_stamp varchar(32) NULL, "
+            "last_key bigint NULL, "
+            "rows_copied bigint NOT NULL DEFAULT 0, "
+            "updated_at datetime NOT NULL"
+            ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+        )
+
+    async def get(self, table: str) -> Watermark | None:
+        row = (
+            await self._manager.execute_with_retry(
+                f"SELECT last_key, last_stamp FROM {self._table} WHERE table_name = :t",  # noqa: S608
+                {"t": table},
+            )
+        ).first()
+        if row is None or row[0] is None:
+            return None
+        return Watermark(key=int(row[0]), stamp=row[1])
+
+    async def save(self, table: str, strategy: str, watermark: Watermark | None, rows: int) -> None:
+        await self._manager.execute_with_retry(
+            f"INSERT INTO {self._table} "  # noqa: S608
+            "(table_name, strategy, last_stamp, last_key, rows_copied, updated_at) "
+            "VALUES (:t, :s, :stamp, :key, :rows, UTC_TIMESTAMP()) "
+            "ON DUPLICATE KEY UPDATE strategy = VALUES(strategy), "
+            "last_stamp = VALUES(last_stamp), last_key = VALUES(last_key), "
+            "rows_copied = rows_copied + VALUES(rows_copied), updated_at = VALUES(updated_at)",
+            _params(table, strategy, watermark, rows),
+        )
+
+    async def reset(self, table: str) -> None:
+        await self._manager.execute_with_retry(
+            f"DELETE FROM {self._table} WHERE table_name = :t",  # noqa: S608
+            {"t": table},
+        )
+
+
+class PostgresStateStore:
+    """The warehouse's ``<schema>._aioetl_state`` table; saved inside the load's transaction."""
+
+    def __init__(self, schema: str) -> None:
+        self.table = f"{quote_postgres(schema)}.{quote_postgres(STATE_TABLE)}"
+
+    def create_sql(self) -> str:
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.table} ("
+            "table_name text PRIMARY KEY, strategy text NOT NULL, last_stamp text, "
+            "last_key bigint, rows_copied bigint NOT NULL DEFAULT 0, "
+            "updated_at timestamptz NOT NULL DEFAULT now())"
+        )
+
+    async def ensure(self, manager: ConnectionManager) -> None:
+        await manager.execute_with_retry(self.create_sql())
+
+    async def get(self, manager: ConnectionManager, table: str) -> Watermark | None:
+        row = (
+            await manager.execute_with_retry(
+                f"SELECT last_key, last_stamp FROM {self.table} WHERE table_name = :t",  # noqa: S608
+                {"t": table},
+            )
+        ).first()
+        if row is None or row[0] is None:
+            return None
+        return Watermark(key=int(row[0]), stamp=row[1])
+
+    def save_sql(self) -> str:
+        """An asyncpg statement ($1…$5) that records a batch; run it in the batch's transaction."""
+        return (
+            f"INSERT INTO {self.table} "  # noqa: S608
+            "(table_name, strategy, last_stamp, last_key, rows_copied, updated_at) "
+            "VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (table_name) DO UPDATE SET "
+            "strategy = EXCLUDED.strategy, last_stamp = EXCLUDED.last_stamp, "
+            "last_key = EXCLUDED.last_key, "
+            f"rows_copied = {self.table}.rows_copied + EXCLUDED.rows_copied, "
+            "updated_at = EXCLUDED.updated_at"
+        )
+
+    async def reset(self, manager: ConnectionManager, table: str) -> None:
+        await manager.execute_with_retry(
+            text(f"DELETE FROM {self.table} WHERE table_name = :t"),  # noqa: S608
+            {"t": table},
+        )
+
+
+def _params(table: str, strategy: str, watermark: Watermark | None, rows: int) -> dict[str, Any]:
+    return {
+        "t": table,
+        "s": strategy,
+        "stamp": watermark.stamp if watermark else None,
+        "key": watermark.key if watermark else None,
+        "rows": rows,
+    }

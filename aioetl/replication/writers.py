@@ -1,0 +1,246 @@
+"""Loading pages of COPY text: LOAD DATA into the MySQL replica, COPY into PostgreSQL.
+
+Both writers upsert, so writing a page twice (a retry, a rerun after a crash, a
+look-back window) leaves exactly one copy of each row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Final
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from aioetl.core.manager import ConnectionManager
+from aioetl.errors import ReplicationError
+from aioetl.replication.columns import Column, postgres_type
+from aioetl.replication.rendering import load_data_columns, quote_mysql
+from aioetl.replication.state import PostgresStateStore, Watermark, quote_postgres
+
+__all__ = ["NEW_SUFFIX", "OLD_SUFFIX", "ReplicaWriter", "WarehouseWriter"]
+
+#: A full reload is built beside the live table under this name, then swapped in.
+NEW_SUFFIX: Final = "__aioetl_new"
+OLD_SUFFIX: Final = "__aioetl_old"
+#: The replica loads OpenDental's own values: zero dates included, as the source has them.
+REPLICA_SESSION: Final = ("SET SESSION sql_mode = ''",)
+_UNIQUE_VIOLATION: Final = "23505"
+
+
+def _spill(body: bytes) -> str:
+    handle, path = tempfile.mkstemp(prefix="aioetl-", suffix=".tsv")
+    with os.fdopen(handle, "wb") as file:
+        file.write(body)
+        file.write(b"\n")
+    return path
+
+
+class ReplicaWriter:
+    """Writes pages into MySQL with ``LOAD DATA LOCAL INFILE … REPLACE`` (an upsert)."""
+
+    def __init__(self, manager: ConnectionManager, columns: Sequence[Column]) -> None:
+        self._manager = manager
+        names, assignments = load_data_columns(columns)
+        self._tail = (
+            " CHARACTER SET utf8mb4 FIELDS TERMINATED BY X'09' ESCAPED BY X'5C' "
+            f"LINES TERMINATED BY X'0A' {names}{assignments}"
+        )
+
+    async def load(self, table: str, body: bytes) -> None:
+        """Upsert one page into ``table``; MySQL warnings (truncation…) fail the page."""
+        path = await asyncio.to_thread(_spill, body)
+        sql = text(
+            f"LOAD DATA LOCAL INFILE :path REPLACE INTO TABLE {quote_mysql(table)}{self._tail}"
+        )
+
+        async def work(conn: AsyncConnection) -> list[Any]:
+            async with conn.begin():
+                await conn.execute(sql, {"path": path})
+                # Read before COMMIT, which would clear them.
+                return list((await conn.execute(text("SHOW WARNINGS LIMIT 5"))).fetchall())
+
+        try:
+            warnings = await self._manager.run_with_retry(work)
+        finally:
+            await asyncio.to_thread(os.unlink, path)
+        if warnings:
+            detail = "; ".join(f"{row[1]} {row[2]}" for row in warnings)
+            raise ReplicationError(f"replica table {table}: values changed on load: {detail}")
+
+    async def create_from_ddl(self, ddl: str, source_name: str, name: str) -> None:
+        """Create ``name`` with the source's own ``SHOW CREATE TABLE`` text."""
+        head = f"CREATE TABLE {quote_mysql(source_name)}"
+        if not ddl.startswith(head):
+            raise ReplicationError(f"unexpected SHOW CREATE TABLE output for {source_name}")
+        await self._manager.execute_with_retry(
+            f"CREATE TABLE {quote_mysql(name)}{ddl[len(head) :]}"
+        )
+
+    async def drop(self, name: str) -> None:
+        await self._manager.execute_with_retry(f"DROP TABLE IF EXISTS {quote_mysql(name)}")
+
+    async def swap(self, table: str, exists: bool) -> None:
+        """Replace ``table`` by its freshly loaded copy in one atomic RENAME."""
+        new, old = quote_mysql(table + NEW_SUFFIX), quote_mysql(table + OLD_SUFFIX)
+        live = quote_mysql(table)
+        await self.drop(table + OLD_SUFFIX)
+        if exists:
+            await self._manager.execute_with_retry(f"RENAME TABLE {live} TO {old}, {new} TO {live}")
+            await self.drop(table + OLD_SUFFIX)
+        else:
+            await self._manager.execute_with_retry(f"RENAME TABLE {new} TO {live}")
+
+
+async def _feed(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+    yield b"\n"
+
+
+class WarehouseWriter:
+    """Writes pages into PostgreSQL with COPY (asyncpg, raw connection), upserting through a
+    temporary staging table, and records the watermark in the same transaction.
+    """
+
+    def __init__(
+        self,
+        manager: ConnectionManager,
+        schema: str,
+        columns: Sequence[Column],
+        key: str,
+        state: PostgresStateStore,
+    ) -> None:
+        self._manager = manager
+        self._schema = schema
+        self._columns = list(columns)
+        self._names = [c.name for c in columns]
+        self._key = key
+        self._state = state
+
+    def _qualified(self, table: str) -> str:
+        return f"{quote_postgres(self._schema)}.{quote_postgres(table)}"
+
+    def create_sql(self, table: str) -> str:
+        """DDL for ``table``: every column nullable (zero dates become NULL) but the key."""
+        columns = ", ".join(
+            f"{quote_postgres(c.name)} {postgres_type(c)}"
+            + (" NOT NULL" if c.name == self._key else "")
+            for c in self._columns
+        )
+        # Named after the table: a reload's copy and the live table never collide.
+        constraint = quote_postgres(f"{table}_pkey")
+        return (
+            f"CREATE TABLE {self._qualified(table)} ({columns}, "
+            f"CONSTRAINT {constraint} PRIMARY KEY ({quote_postgres(self._key)}))"
+        )
+
+    async def create(self, table: str) -> None:
+        await self._manager.execute_with_retry(self.create_sql(table))
+
+    async def drop(self, table: str) -> None:
+        await self._manager.execute_with_retry(f"DROP TABLE IF EXISTS {self._qualified(table)}")
+
+    def _upsert_sql(self, table: str, stage: str) -> str:
+        names = ", ".join(quote_postgres(n) for n in self._names)
+        updates = ", ".join(
+            f"{quote_postgres(n)} = EXCLUDED.{quote_postgres(n)}"
+            for n in self._names
+            if n != self._key
+        )
+        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        return (
+            f"INSERT INTO {self._qualified(table)} ({names}) "  # noqa: S608
+            f"SELECT {names} FROM {quote_postgres(stage)} "
+            f"ON CONFLICT ({quote_postgres(self._key)}) {action}"
+        )
+
+    async def load(
+        self,
+        table: str,
+        body: bytes,
+        *,
+        upsert: bool,
+        record: tuple[str, str, Watermark | None, int] | None = None,
+    ) -> bool:
+        """Write one page; ``record`` = (table, strategy, watermark, rows) for the state.
+
+        Returns whether the page was upserted: an append that meets an existing key is
+        rolled back and upserted instead.
+        """
+        stage = f"aioetl_stage_{table}"
+        state_sql = self._state.save_sql()
+
+        async def work(conn: AsyncConnection) -> bool:
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            mode = upsert
+            while True:
+                try:
+                    async with driver.transaction():
+                        if mode:
+                            await driver.execute(
+                                f"CREATE TEMP TABLE {quote_postgres(stage)} "
+                                f"(LIKE {self._qualified(table)} INCLUDING DEFAULTS) "
+                                "ON COMMIT DROP"
+                            )
+                            await driver.copy_to_table(
+                                stage, source=_feed(body), columns=self._names, format="text"
+                            )
+                            await driver.execute(self._upsert_sql(table, stage))
+                        else:
+                            await driver.copy_to_table(
+                                table,
+                                schema_name=self._schema,
+                                source=_feed(body),
+                                columns=self._names,
+                                format="text",
+                            )
+                        if record is not None:
+                            name, strategy, mark, rows = record
+                            await driver.execute(
+                                state_sql,
+                                name,
+                                strategy,
+                                mark.stamp if mark else None,
+                                mark.key if mark else None,
+                                rows,
+                            )
+                    return mode
+                except Exception as exc:
+                    if mode or getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
+                        raise
+                    mode = True
+
+        return await self._manager.run_with_retry(work)
+
+    async def swap(self, table: str, record: tuple[str, str, Watermark | None, int]) -> None:
+        """Replace the live table by its reloaded copy in one transaction."""
+        new = table + NEW_SUFFIX
+        state_sql = self._state.save_sql()
+
+        async def work(conn: AsyncConnection) -> None:
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            async with driver.transaction():
+                await driver.execute(f"DROP TABLE IF EXISTS {self._qualified(table)}")
+                await driver.execute(
+                    f"ALTER TABLE {self._qualified(new)} RENAME TO {quote_postgres(table)}"
+                )
+                await driver.execute(
+                    f"ALTER TABLE {self._qualified(table)} RENAME CONSTRAINT "
+                    f"{quote_postgres(new + '_pkey')} TO {quote_postgres(table + '_pkey')}"
+                )
+                name, strategy, mark, rows = record
+                await driver.execute(
+                    state_sql,
+                    name,
+                    strategy,
+                    mark.stamp if mark else None,
+                    mark.key if mark else None,
+                    rows,
+                )
+
+        await self._manager.run_with_retry(work)
