@@ -161,6 +161,22 @@ class Settings:
         """Full names of this database's required variables that are unset or empty."""
         return missing_variables(self.get_database_config(db_type), self.env_prefix, db_type)
 
+    def get_source_admin_connection_config(self) -> ConnectionConfig:
+        """The source with ``OPENDENTAL_SOURCE_ADMIN_USER``/``_PASSWORD``: only for writing
+        the demo clinic and test fixtures — the replication job never uses it.
+        """
+        config = self.get_source_connection_config()
+        user_var = f"{self.env_prefix}OPENDENTAL_SOURCE_ADMIN_USER"
+        user = (self._env.get(user_var) or "").strip()
+        if not user:
+            raise ConfigError(
+                f"{user_var} is not set (read from {self.provider.describe('env')}): "
+                "writing the demo clinic needs a source user allowed to write"
+            )
+        config["user"] = user
+        config["password"] = self._env.get(f"{self.env_prefix}OPENDENTAL_SOURCE_ADMIN_PASSWORD")
+        return config
+
     def get_source_connection_config(self) -> ConnectionConfig:
         return self.get_database_config(DatabaseType.SOURCE)
 

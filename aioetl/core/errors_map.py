@@ -88,6 +88,8 @@ def _mysql_code(exc: BaseException) -> int | None:
 
 
 def _driver_message(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return f"cannot connect: {exc.strerror or exc}"
     if len(exc.args) >= 2 and isinstance(exc.args[0], int):
         return f"({exc.args[0]}) {exc.args[1]}"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
