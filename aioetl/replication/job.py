@@ -26,16 +26,11 @@ from aioetl.core.manager import ConnectionManager
 from aioetl.errors import AioEtlError, ReplicationError
 from aioetl.replication.catalog import MySQLTable, mysql_table, postgres_columns
 from aioetl.replication.columns import ZeroDates
-from aioetl.replication.pages import GROUP_CONCAT_SESSION, Page, PageReader
+from aioetl.replication.pages import GROUP_CONCAT_SESSION, KeyRangeReader, Page, StampReader
 from aioetl.replication.reconcile import reconcile_mysql, reconcile_postgres
-from aioetl.replication.rendering import Target
-from aioetl.replication.state import MySQLStateStore, PostgresStateStore, Watermark
-from aioetl.replication.writers import (
-    NEW_SUFFIX,
-    REPLICA_SESSION,
-    ReplicaWriter,
-    WarehouseWriter,
-)
+from aioetl.replication.sinks import ReplicaSink, Sink, WarehouseSink
+from aioetl.replication.state import Watermark
+from aioetl.replication.writers import REPLICA_SESSION
 
 __all__ = [
     "LegResult",
@@ -248,7 +243,7 @@ class Replicator:
 
     # -- legs ----------------------------------------------------------------------------
 
-    def _keys(self, name: str, config: dict[str, Any], table: MySQLTable) -> tuple[str, str | None]:
+    def _keys(self, config: dict[str, Any], table: MySQLTable) -> tuple[str, str | None]:
         key = table.column(config["primary_key"]).name
         column = config["incremental_column"]
         if column is None or column.lower() == key.lower():
@@ -269,64 +264,18 @@ class Replicator:
             table = await mysql_table(src, name)
             if table is None:
                 raise ReplicationError(f"{name}: no such table in the source database")
-            key, stamp = self._keys(name, config, table)
-            store = MySQLStateStore(dst)
-            await store.ensure()
-            writer = ReplicaWriter(dst, table.columns)
             existing = await mysql_table(dst, name)
             full = self.options.full or config["extraction_strategy"] == "full"
             if existing is not None and not full:
                 _check_drift(
                     name, [c.name for c in table.columns], [c.name for c in existing.columns]
                 )
-            reader = PageReader(
-                src,
-                name,
-                table.columns,
-                key=key,
-                stamp=stamp,
-                target=Target.MYSQL,
-                zero_dates=self.zero_dates,
-                batch_size=config["batch_size"],
-                avg_row_length=table.avg_row_length,
+            sink = ReplicaSink(
+                dst, table, config["extraction_strategy"], exists=existing is not None
             )
-            self.listener.started(name, leg.leg, table.rows)
-
-            if full:
-                into = name + NEW_SUFFIX
-                await writer.drop(into)
-                await writer.create_from_ddl(table.ddl, name, into)
-                last: list[Watermark | None] = [None]
-
-                async def write_full(page: Page) -> None:
-                    await writer.load(into, page.body)
-                    last[0] = page.last
-                    self._advance(name, leg, page.rows)
-
-                await _pipelined(reader.pages(), write_full)
-                await writer.swap(name, exists=existing is not None)
-                await store.reset(name)
-                await store.save(
-                    name,
-                    "full",
-                    last[0] if stamp or config["incremental_column"] else None,
-                    leg.rows,
-                )
-            else:
-                if existing is None:
-                    await writer.create_from_ddl(table.ddl, name, name)
-                    await store.reset(name)
-                mark = await store.get(name)
-                since = _lookback(mark.stamp if mark else None, config["lookback_days"])
-
-                async def write_incremental(page: Page) -> None:
-                    await writer.load(name, page.body)
-                    await store.save(name, "incremental", page.last, page.rows)
-                    self._advance(name, leg, page.rows)
-
-                pages = reader.pages(None, since=since) if since else reader.pages(mark)
-                await _pipelined(pages, write_incremental)
+            await self._copy(src, table, config, sink, leg, full=full)
             if self.options.reconcile:
+                key, _ = self._keys(config, table)
                 leg.deleted = await reconcile_mysql(src, dst, name, key)
 
     async def _to_warehouse(
@@ -346,60 +295,15 @@ class Replicator:
                 raise ReplicationError(
                     f"{name}: not in the replica yet; replicate with --target replica first"
                 )
-            key, stamp = self._keys(name, config, table)
-            store = PostgresStateStore(schema)
-            await store.ensure(dst)
-            writer = WarehouseWriter(dst, schema, table.columns, key, store)
+            key, _ = self._keys(config, table)
             existing = await postgres_columns(dst, schema, name)
             full = self.options.full or config["extraction_strategy"] == "full"
             if existing is not None and not full:
                 _check_drift(name, [c.name for c in table.columns], existing)
-            reader = PageReader(
-                src,
-                name,
-                table.columns,
-                key=key,
-                stamp=stamp,
-                target=Target.POSTGRES,
-                zero_dates=self.zero_dates,
-                batch_size=config["batch_size"],
-                avg_row_length=table.avg_row_length,
+            sink = WarehouseSink(
+                dst, schema, table, key, config["extraction_strategy"], exists=existing is not None
             )
-            self.listener.started(name, leg.leg, table.rows)
-            keep_mark = stamp is not None or config["incremental_column"] is not None
-
-            if full:
-                into = name + NEW_SUFFIX
-                await writer.drop(into)
-                await writer.create(into)
-                last: list[Watermark | None] = [None]
-
-                async def write_full(page: Page) -> None:
-                    await writer.load(into, page.body, upsert=False)
-                    last[0] = page.last
-                    self._advance(name, leg, page.rows)
-
-                await _pipelined(reader.pages(), write_full)
-                await writer.swap(name, (name, "full", last[0] if keep_mark else None, leg.rows))
-            else:
-                if existing is None:
-                    await writer.create(name)
-                    await store.reset(dst, name)
-                mark = await store.get(dst, name)
-                since = _lookback(mark.stamp if mark else None, config["lookback_days"])
-                upsert = [mark is not None or existing is not None]
-
-                async def write_incremental(page: Page) -> None:
-                    upsert[0] = await writer.load(
-                        name,
-                        page.body,
-                        upsert=upsert[0],
-                        record=(name, "incremental", page.last, page.rows),
-                    )
-                    self._advance(name, leg, page.rows)
-
-                pages = reader.pages(None, since=since) if since else reader.pages(mark)
-                await _pipelined(pages, write_incremental)
+            await self._copy(src, table, config, sink, leg, full=full)
         if self.options.reconcile:
             async with (
                 ConnectionManager(
@@ -408,6 +312,66 @@ class Replicator:
                 ConnectionManager(engines["warehouse"]) as dst,
             ):
                 leg.deleted = await reconcile_postgres(truth, dst, schema, name, key)
+
+    async def _copy(
+        self,
+        src: ConnectionManager,
+        table: MySQLTable,
+        config: dict[str, Any],
+        sink: Sink,
+        leg: LegResult,
+        *,
+        full: bool,
+    ) -> None:
+        """Copy ``table`` into ``sink``: whole (``full``), or what changed since the mark.
+
+        Whole copies walk key ranges (cheap for the server); a stamped table then reads
+        the changes made while it was copied, from the newest stamp seen at the start,
+        and records a (stamp, key) watermark. Changes are read in (stamp, key) order.
+        """
+        name = table.name
+        key, stamp = self._keys(config, table)
+        common: dict[str, Any] = {
+            "key": key,
+            "target": sink.target,
+            "zero_dates": self.zero_dates,
+            "batch_size": config["batch_size"],
+            "avg_row_length": table.avg_row_length,
+        }
+        ranges = KeyRangeReader(src, name, table.columns, **common)
+        changes = StampReader(src, name, table.columns, stamp=stamp, **common) if stamp else None
+        self.listener.started(name, leg.leg, table.rows)
+        last: list[Watermark | None] = [None]
+
+        def writer(into: str, *, record: bool) -> Callable[[Page], Awaitable[None]]:
+            async def write(page: Page) -> None:
+                await sink.write(into, page, record=record)
+                last[0] = page.last or last[0]
+                self._advance(name, leg, page.rows)
+
+            return write
+
+        async def whole(into: str) -> None:
+            since = await changes.latest_stamp() if changes else None
+            await _pipelined(ranges.pages(), writer(into, record=changes is None))
+            if changes is not None and since is not None:
+                await _pipelined(changes.pages(since=since), writer(into, record=True))
+
+        if full:
+            into = await sink.begin_full()
+            await whole(into)
+            await sink.finish_full(into, last[0] if config["incremental_column"] else None)
+            return
+        await sink.ensure()
+        mark = await sink.watermark()
+        if changes is None:
+            await _pipelined(ranges.pages(mark.key if mark else None), writer(name, record=True))
+        elif mark is None:
+            await whole(name)
+        else:
+            since = _lookback(mark.stamp, config["lookback_days"])
+            pages = changes.pages(None, since=since) if since else changes.pages(mark)
+            await _pipelined(pages, writer(name, record=True))
 
     def _advance(self, name: str, leg: LegResult, rows: int) -> None:
         leg.rows += rows

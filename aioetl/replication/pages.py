@@ -1,10 +1,16 @@
-"""Keyset pages of a MySQL table, each rendered by the server as one block of COPY text.
+"""Pages of a MySQL table, each rendered by the server as one block of CSV lines.
 
-Rows are read in (change stamp, primary key) order — or primary-key order for full
-copies and key-watermarked tables — strictly after the last row of the previous page.
-Rows sharing a stamp across a page boundary are therefore neither skipped nor read
-twice, whatever the page size. Each page is one query, so a rate-limited source pays
-its limit once per page, not per row.
+Two ways through a table, both exact:
+
+* :class:`KeyRangeReader` walks primary-key ranges (``key > lo AND key <= hi``): an index
+  range scan per page, no sorting, no temporary table. It copies whole tables and
+  key-watermarked tables (append-only logs). Its watermark is the highest key read.
+* :class:`StampReader` reads rows in (change stamp, key) order strictly after the last
+  row of the previous page. Rows sharing a stamp across a page boundary are therefore
+  neither skipped nor read twice, whatever the page size. It copies what changed.
+
+Each page is one query, so a rate-limited source pays its limit once per page; and each
+page is short, so a MyISAM table is never locked for long.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from aioetl.replication.columns import Column, ZeroDates
 from aioetl.replication.rendering import Target, line_expression, quote_mysql
 from aioetl.replication.state import Watermark
 
-__all__ = ["GROUP_CONCAT_SESSION", "Page", "PageReader"]
+__all__ = ["GROUP_CONCAT_SESSION", "KeyRangeReader", "Page", "StampReader"]
 
 logger = logging.getLogger("aioetl.replication")
 
@@ -29,23 +35,25 @@ logger = logging.getLogger("aioetl.replication")
 GROUP_CONCAT_SESSION: Final = (
     "SET SESSION group_concat_max_len = GREATEST(@@global.max_allowed_packet - 65536, 1048576)"
 )
-#: Aim a page at this share of the packet limit; halve on overflow.
-_PAGE_FILL: Final = 0.5
-_DEFAULT_MAX_BYTES: Final = 16 * 1024 * 1024
+#: Aim a page at this share of the GROUP_CONCAT limit; halve it when a page overflows.
+_PAGE_FILL: Final = 0.7
+_ASSUMED_LIMIT: Final = 16 * 1024 * 1024
+#: A key range grows at most this much from one page to the next.
+_MAX_GROWTH: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """``rows`` lines of COPY text (no trailing newline), ending at ``last``."""
+    """``rows`` CSV lines (no trailing newline). ``last`` is where a resumed copy may
+    start, or ``None`` when the page does not define one (the bulk pass of a stamped
+    table, which is resumable only as a whole)."""
 
     rows: int
     body: bytes
-    last: Watermark
+    last: Watermark | None
 
 
-class PageReader:
-    """Reads one table in keyset pages of at most ``batch_size`` rows."""
-
+class _Reader:
     def __init__(
         self,
         manager: ConnectionManager,
@@ -53,91 +61,148 @@ class PageReader:
         columns: Sequence[Column],
         *,
         key: str,
-        stamp: str | None,
         target: Target,
         zero_dates: ZeroDates,
         batch_size: int,
         avg_row_length: int = 0,
-        max_bytes: int = _DEFAULT_MAX_BYTES,
     ) -> None:
         self._manager = manager
+        self._table = table
         self._key = quote_mysql(key)
-        self._stamp = quote_mysql(stamp) if stamp else None
         self._from = quote_mysql(table)
         self._line = line_expression(columns, target, zero_dates)
-        self.page_rows = batch_size
+        self._batch_size = batch_size
+        # A first guess from the table's statistics; pages then size themselves by the
+        # bytes per row they actually see.
         estimated = max(avg_row_length, 16) * 2 + 3 * len(columns)
-        fitting = int(max_bytes * _PAGE_FILL) // estimated
+        fitting = int(_ASSUMED_LIMIT * _PAGE_FILL) // estimated
         self.page_rows = max(1, min(batch_size, fitting))
+
+    async def _fetch(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """One page's aggregate row, or ``None`` when GROUP_CONCAT was cut short."""
+        row = tuple((await self._manager.execute_with_retry(sql, params)).one())
+        count, body, limit = int(row[0]), row[-2], int(row[-1])
+        if body is not None and len(body) >= limit:
+            return None
+        if body is not None and count:
+            fitting = int(limit * _PAGE_FILL * count / max(len(body), 1))
+            self.page_rows = max(1, min(self._batch_size, fitting))
+        return row
+
+    def _overflowed(self) -> None:
+        if self.page_rows == 1:
+            raise ReplicationError(
+                f"{self._table}: one row is larger than the server's max_allowed_packet; "
+                "raise max_allowed_packet on the server"
+            )
+        self.page_rows = max(1, self.page_rows // 2)
+        logger.debug("%s: page overflowed; %d rows per page now", self._table, self.page_rows)
+
+
+def _bytes(body: Any) -> bytes:
+    return body.encode() if isinstance(body, str) else bytes(body)
+
+
+class KeyRangeReader(_Reader):
+    """Reads a table in primary-key ranges of about ``batch_size`` rows."""
+
+    async def pages(self, after: int | None = None) -> AsyncGenerator[Page, None]:
+        """Pages of every row with a key above ``after`` (all rows when ``None``)."""
+        where = f" WHERE {self._key} > :after" if after is not None else ""
+        bounds = await self._manager.execute_with_retry(
+            f"SELECT MIN({self._key}), MAX({self._key}), COUNT(*) FROM {self._from}{where}",  # noqa: S608
+            {"after": after} if after is not None else {},
+        )
+        low, high, count = bounds.one()
+        if not count:
+            return
+        lo = int(after) if after is not None else int(low) - 1
+        high = int(high)
+        span = max(1, self.page_rows * (high - lo) // int(count))
+        sql = (
+            f"SELECT COUNT(*), MAX({self._key}), GROUP_CONCAT({self._line} SEPARATOR X'0A'), "  # noqa: S608
+            f"@@group_concat_max_len FROM {self._from} "
+            f"WHERE {self._key} > :lo AND {self._key} <= :hi"
+        )
+        while True:
+            if lo >= high:
+                # Rows may have arrived while we read: look once more past the end.
+                newest = await self._manager.execute_with_retry(
+                    f"SELECT MAX({self._key}) FROM {self._from}"  # noqa: S608
+                )
+                latest = newest.scalar()
+                if latest is None or int(latest) <= lo:
+                    return
+                high = int(latest)
+            row = await self._fetch(sql, {"lo": lo, "hi": lo + span})
+            if row is None:
+                span = max(1, span // 2)
+                self._overflowed()
+                continue
+            rows, last_key, body = int(row[0]), row[1], row[2]
+            if rows:
+                yield Page(rows=rows, body=_bytes(body), last=Watermark(key=int(last_key)))
+                growth = self.page_rows / rows
+            else:
+                growth = _MAX_GROWTH
+            lo += span
+            span = max(1, int(span * min(growth, _MAX_GROWTH)))
+
+
+class StampReader(_Reader):
+    """Reads rows in (change stamp, key) order, ``page_rows`` at a time."""
+
+    def __init__(self, *args: Any, stamp: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stamp = quote_mysql(stamp)
 
     def _sql(self, condition: str) -> str:
         where = f" WHERE {condition}" if condition else ""
-        if self._stamp is None:
-            inner = f"SELECT {self._key} AS k, {self._line} AS line FROM {self._from}{where} "  # noqa: S608
-            order = f"ORDER BY {self._key} LIMIT :limit"
-            last = "NULL AS last_stamp, MAX(k) AS last_key"
-        else:
-            inner = (
-                f"SELECT {self._stamp} AS s, {self._key} AS k, {self._line} AS line "  # noqa: S608
-                f"FROM {self._from}{where} "
-            )
-            order = f"ORDER BY {self._stamp}, {self._key} LIMIT :limit"
-            # The page's last row: the highest key among the rows with the highest stamp.
-            last = (
-                "CAST(MAX(s) AS CHAR) AS last_stamp, CAST(SUBSTRING_INDEX("
-                "GROUP_CONCAT(k ORDER BY s DESC, k DESC SEPARATOR ','), ',', 1) AS SIGNED) "
-                "AS last_key"
-            )
+        inner = (
+            f"SELECT {self._stamp} AS s, {self._key} AS k, {self._line} AS line "  # noqa: S608
+            f"FROM {self._from}{where} ORDER BY {self._stamp}, {self._key} LIMIT :limit"
+        )
+        # The page's last row: the highest key among the rows with the highest stamp.
         return (
-            f"SELECT COUNT(*) AS n, {last}, GROUP_CONCAT(line SEPARATOR X'0A') AS body "  # noqa: S608
-            f"FROM ({inner}{order}) AS page"
+            "SELECT COUNT(*), CAST(MAX(s) AS CHAR), CAST(SUBSTRING_INDEX("  # noqa: S608
+            "GROUP_CONCAT(k ORDER BY s DESC, k DESC SEPARATOR ','), ',', 1) AS SIGNED), "
+            f"GROUP_CONCAT(line SEPARATOR X'0A'), @@group_concat_max_len FROM ({inner}) AS page"
         )
 
-    def _after(self, watermark: Watermark | None, since: str | None) -> tuple[str, dict[str, Any]]:
-        if watermark is None and since is None:
-            return "", {}
-        if self._stamp is None:
-            assert watermark is not None
-            return f"{self._key} > :k", {"k": watermark.key}
-        if watermark is None:
+    def _after(self, mark: Watermark | None, since: str | None) -> tuple[str, dict[str, Any]]:
+        if mark is not None:
+            return (
+                f"({self._stamp} > :s OR ({self._stamp} = :s AND {self._key} > :k))",
+                {"s": mark.stamp, "k": mark.key},
+            )
+        if since is not None:
             return f"{self._stamp} >= :since", {"since": since}
-        return (
-            f"({self._stamp} > :s OR ({self._stamp} = :s AND {self._key} > :k))",
-            {"s": watermark.stamp, "k": watermark.key},
+        return "", {}
+
+    async def latest_stamp(self) -> str | None:
+        """The newest stamp in the table now (a bulk copy's starting point for changes)."""
+        result = await self._manager.execute_with_retry(
+            f"SELECT CAST(MAX({self._stamp}) AS CHAR) FROM {self._from}"  # noqa: S608
         )
+        value = result.scalar()
+        return None if value is None else str(value)
 
     async def pages(
         self, start: Watermark | None = None, *, since: str | None = None
     ) -> AsyncGenerator[Page, None]:
-        """Pages after ``start`` (or, with a stamp, from ``since`` inclusive) to the end."""
-        watermark = start
+        """Pages strictly after ``start`` — or, without one, from stamp ``since`` inclusive
+        (everything when both are ``None``) — to the end."""
+        mark = start
         while True:
-            condition, params = self._after(watermark, since)
-            page = await self._read(condition, params)
-            if page is None:
+            condition, params = self._after(mark, since)
+            row = await self._fetch(self._sql(condition), {**params, "limit": self.page_rows})
+            if row is None:
+                self._overflowed()
+                continue
+            rows, last_stamp, last_key, body = int(row[0]), row[1], row[2], row[3]
+            if rows == 0:
                 return
-            yield page
-            watermark, since = page.last, None
-            if page.rows < self.page_rows:
+            mark = Watermark(key=int(last_key), stamp=str(last_stamp))
+            yield Page(rows=rows, body=_bytes(body), last=mark)
+            if rows < self.page_rows:
                 return
-
-    async def _read(self, condition: str, params: dict[str, Any]) -> Page | None:
-        sql = self._sql(condition)
-        while True:
-            row = (
-                await self._manager.execute_with_retry(sql, {**params, "limit": self.page_rows})
-            ).one()
-            count, last_stamp, last_key, body = int(row[0]), row[1], row[2], row[3]
-            if count == 0:
-                return None
-            body = body.encode() if isinstance(body, str) else bytes(body)
-            if body.count(b"\n") + 1 == count:
-                return Page(rows=count, body=body, last=Watermark(int(last_key), last_stamp))
-            # GROUP_CONCAT was cut at the packet limit: try again with half the rows.
-            if self.page_rows == 1:
-                raise ReplicationError(
-                    f"{self._from}: one row is larger than the server's max_allowed_packet; "
-                    "raise max_allowed_packet on the server"
-                )
-            self.page_rows = max(1, self.page_rows // 2)
-            logger.debug("%s: page overflowed; %d rows per page now", self._from, self.page_rows)

@@ -1,14 +1,17 @@
-"""SQL that makes MySQL/MariaDB render rows as COPY text, so Python never decodes columns.
+"""SQL that makes MySQL/MariaDB render rows as CSV lines, so Python never decodes columns.
 
-Each row becomes one line of PostgreSQL ``COPY … (FORMAT text)`` — which is also what
-``LOAD DATA … FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\'`` reads: fields separated by
-tabs, NULL as ``\\N``, and backslash, tab, newline and carriage return escaped with a
-backslash. A keyset page of such lines is aggregated into one value by the server
-(``GROUP_CONCAT``), so a page of 20,000 rows reaches the client as a single string.
+Each row becomes one CSV line that PostgreSQL's ``COPY … (FORMAT csv)`` and MySQL's
+``LOAD DATA … FIELDS OPTIONALLY ENCLOSED BY '"' ESCAPED BY ''`` both read: text always
+in double quotes (quotes doubled inside), everything else bare; NULL is an empty field
+for PostgreSQL and the bare word ``NULL`` for MySQL (``""`` and ``"NULL"`` stay strings).
+CSV needs one REPLACE per text column where COPY's text format needs four, and the
+server renders every row, so that matters. A page of lines is aggregated into one
+value by the server (``GROUP_CONCAT``): 20,000 rows reach the client as one string.
 
-Only hex literals and built-in functions are used for the escaping, so the SQL means the
-same under any ``sql_mode`` (``NO_BACKSLASH_ESCAPES`` included). Identifiers are quoted
-by the MySQL dialect; no value is ever part of the SQL text.
+Only hex literals and built-in functions are used, so the SQL means the same under any
+``sql_mode`` (``NO_BACKSLASH_ESCAPES`` included), and it holds no colon (SQLAlchemy's
+``text()`` would read ``:x`` as a bind). Identifiers are quoted by the MySQL dialect;
+no value is ever part of the SQL text.
 """
 
 from __future__ import annotations
@@ -21,13 +24,30 @@ from sqlalchemy.dialects import mysql
 
 from aioetl.replication.columns import Column, ZeroDates
 
-__all__ = ["Target", "column_expression", "line_expression", "load_data_columns", "quote_mysql"]
+__all__ = [
+    "LOAD_DATA_FORMAT",
+    "Target",
+    "column_expression",
+    "line_expression",
+    "load_data_columns",
+    "quote_mysql",
+]
 
 _PREPARER: Final = mysql.dialect().identifier_preparer
 
-_TAB: Final = "X'09'"
-_NULL: Final = "X'5C4E'"  # \N
-_BYTEA_PREFIX: Final = "X'5C5C78'"  # \\x: COPY text unescapes it to bytea's \x
+_COMMA: Final = "X'2C'"
+_QUOTE: Final = "X'22'"
+_NULL_WORD: Final = "X'4E554C4C'"  # NULL, bare: LOAD DATA's NULL when fields are enclosed
+_EMPTY: Final = "X''"  # an empty bare field: COPY CSV's NULL
+_BYTEA_PREFIX: Final = "X'5C78'"  # \x: bytea's hex input form
+#: Character sets whose bytes already are UTF-8 (no conversion needed).
+_UTF8_CHARSETS: Final = frozenset({"utf8", "utf8mb3", "utf8mb4", "ascii"})
+
+#: The LOAD DATA clauses that read the lines (the file is written as UTF-8).
+LOAD_DATA_FORMAT: Final = (
+    "CHARACTER SET utf8mb4 FIELDS TERMINATED BY X'2C' OPTIONALLY ENCLOSED BY X'22' "
+    "ESCAPED BY X'' LINES TERMINATED BY X'0A'"
+)
 
 
 class Target(enum.Enum):
@@ -42,18 +62,22 @@ def quote_mysql(name: str) -> str:
     return str(_PREPARER.quote_identifier(name))
 
 
-def _escaped(expression: str) -> str:
-    # Backslash first, so the escapes added after it are not escaped again.
-    for raw, escape in (("5C", "5C5C"), ("09", "5C74"), ("0A", "5C6E"), ("0D", "5C72")):
-        expression = f"REPLACE({expression}, X'{raw}', X'{escape}')"
-    return expression
+def _quoted(expression: str) -> str:
+    return f"CONCAT({_QUOTE}, REPLACE({expression}, {_QUOTE}, X'2222'), {_QUOTE})"
+
+
+def _utf8(column: Column) -> str:
+    col = quote_mysql(column.name)
+    if column.charset is None or column.charset.lower() in _UTF8_CHARSETS:
+        return col
+    return f"CONVERT({col} USING utf8mb4)"
 
 
 def _value(column: Column, target: Target, zero_dates: ZeroDates) -> str:
     col = quote_mysql(column.name)
     kind = column.data_type
     if column.is_text:
-        return _escaped(f"CONVERT({col} USING utf8mb4)")
+        return _quoted(_utf8(column))
     if column.is_binary:
         hexed = f"HEX({col})"
         return f"CONCAT({_BYTEA_PREFIX}, {hexed})" if target is Target.POSTGRES else hexed
@@ -87,20 +111,29 @@ def _value(column: Column, target: Target, zero_dates: ZeroDates) -> str:
         "year",
     }:
         return col
-    return _escaped(f"CAST({col} AS CHAR)")
+    return _quoted(f"CAST({col} AS CHAR)")
+
+
+def _may_be_null(column: Column, target: Target) -> bool:
+    converted = target is Target.POSTGRES and (column.is_date or column.data_type == "time")
+    return column.nullable or converted
 
 
 def column_expression(column: Column, target: Target, zero_dates: ZeroDates) -> str:
-    """One column's field: its COPY text, or ``\\N`` for NULL."""
-    return f"IFNULL({_value(column, target, zero_dates)}, {_NULL})"
+    """One column's CSV field (NULL as the target reads it)."""
+    value = _value(column, target, zero_dates)
+    if not _may_be_null(column, target):
+        return value
+    return f"IFNULL({value}, {_NULL_WORD if target is Target.MYSQL else _EMPTY})"
 
 
 def line_expression(
     columns: Sequence[Column], target: Target, zero_dates: ZeroDates = ZeroDates.NULL
 ) -> str:
-    """A row's whole line (without the newline)."""
+    """A row's whole CSV line (without the newline); never NULL."""
     fields = ", ".join(column_expression(c, target, zero_dates) for c in columns)
-    return f"CONCAT_WS({_TAB}, {fields})"
+    # CONCAT_WS skips NULL arguments, so every field above is made non-NULL.
+    return f"CONCAT_WS({_COMMA}, {fields})"
 
 
 def load_data_columns(columns: Sequence[Column]) -> tuple[str, str]:

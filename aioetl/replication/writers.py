@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from aioetl.core.manager import ConnectionManager
 from aioetl.errors import ReplicationError
 from aioetl.replication.columns import Column, postgres_type
-from aioetl.replication.rendering import load_data_columns, quote_mysql
+from aioetl.replication.rendering import LOAD_DATA_FORMAT, load_data_columns, quote_mysql
 from aioetl.replication.state import PostgresStateStore, Watermark, quote_postgres
 
 __all__ = ["NEW_SUFFIX", "OLD_SUFFIX", "ReplicaWriter", "WarehouseWriter"]
@@ -45,10 +45,7 @@ class ReplicaWriter:
     def __init__(self, manager: ConnectionManager, columns: Sequence[Column]) -> None:
         self._manager = manager
         names, assignments = load_data_columns(columns)
-        self._tail = (
-            " CHARACTER SET utf8mb4 FIELDS TERMINATED BY X'09' ESCAPED BY X'5C' "
-            f"LINES TERMINATED BY X'0A' {names}{assignments}"
-        )
+        self._tail = f" {LOAD_DATA_FORMAT} {names}{assignments}"
 
     async def load(self, table: str, body: bytes) -> None:
         """Upsert one page into ``table``; MySQL warnings (truncation…) fail the page."""
@@ -101,7 +98,7 @@ async def _feed(body: bytes) -> AsyncIterator[bytes]:
 
 
 class WarehouseWriter:
-    """Writes pages into PostgreSQL with COPY (asyncpg, raw connection), upserting through a
+    """Writes pages into PostgreSQL with COPY CSV (asyncpg, raw connection), upserting through a
     temporary staging table, and records the watermark in the same transaction.
     """
 
@@ -187,7 +184,7 @@ class WarehouseWriter:
                                 "ON COMMIT DROP"
                             )
                             await driver.copy_to_table(
-                                stage, source=_feed(body), columns=self._names, format="text"
+                                stage, source=_feed(body), columns=self._names, format="csv"
                             )
                             await driver.execute(self._upsert_sql(table, stage))
                         else:
@@ -196,7 +193,7 @@ class WarehouseWriter:
                                 schema_name=self._schema,
                                 source=_feed(body),
                                 columns=self._names,
-                                format="text",
+                                format="csv",
                             )
                         if record is not None:
                             name, strategy, mark, rows = record

@@ -1,0 +1,144 @@
+"""Targets of a copy: a writer plus the target's watermark, behind one small interface.
+
+The job drives both targets the same way: ``ensure`` the table, read the
+``watermark``, ``write`` pages (recording the watermark when the page carries one),
+or ``begin_full`` / ``finish_full`` to rebuild the table beside the live one and swap.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from aioetl.core.manager import ConnectionManager
+from aioetl.replication.catalog import MySQLTable
+from aioetl.replication.pages import Page
+from aioetl.replication.rendering import Target
+from aioetl.replication.state import MySQLStateStore, PostgresStateStore, Watermark
+from aioetl.replication.writers import NEW_SUFFIX, ReplicaWriter, WarehouseWriter
+
+__all__ = ["ReplicaSink", "Sink", "WarehouseSink"]
+
+
+class Sink(Protocol):
+    """One table in one target."""
+
+    target: Target
+
+    async def ensure(self) -> None:
+        """Create the table if it is missing (forgetting any stale watermark)."""
+
+    async def watermark(self) -> Watermark | None:
+        """Where the last copy stopped, or ``None``."""
+
+    async def write(self, into: str, page: Page, *, record: bool) -> None:
+        """Upsert a page into ``into``; with ``record``, advance the watermark to it."""
+
+    async def begin_full(self) -> str:
+        """Start a rebuild; returns the name of the table to fill."""
+
+    async def finish_full(self, into: str, mark: Watermark | None) -> None:
+        """Swap the rebuilt table in and set the watermark, atomically where possible."""
+
+
+class ReplicaSink:
+    """A table of the MySQL replica, created with the source's own DDL."""
+
+    target = Target.MYSQL
+
+    def __init__(
+        self,
+        manager: ConnectionManager,
+        source: MySQLTable,
+        strategy: str,
+        *,
+        exists: bool,
+    ) -> None:
+        self._source = source
+        self._name = source.name
+        self._strategy = strategy
+        self._exists = exists
+        self._writer = ReplicaWriter(manager, source.columns)
+        self._store = MySQLStateStore(manager)
+
+    async def ensure(self) -> None:
+        await self._store.ensure()
+        if not self._exists:
+            await self._writer.create_from_ddl(self._source.ddl, self._name, self._name)
+            await self._store.reset(self._name)
+            self._exists = True
+
+    async def watermark(self) -> Watermark | None:
+        return await self._store.get(self._name)
+
+    async def write(self, into: str, page: Page, *, record: bool) -> None:
+        await self._writer.load(into, page.body)
+        if record and page.last is not None:
+            # MyISAM has no transactions: the mark follows the committed rows, and a
+            # crash in between only makes the next run upsert these rows again.
+            await self._store.save(self._name, self._strategy, page.last, page.rows)
+
+    async def begin_full(self) -> str:
+        await self._store.ensure()
+        into = self._name + NEW_SUFFIX
+        await self._writer.drop(into)
+        await self._writer.create_from_ddl(self._source.ddl, self._name, into)
+        return into
+
+    async def finish_full(self, into: str, mark: Watermark | None) -> None:
+        await self._writer.swap(self._name, exists=self._exists)
+        self._exists = True
+        await self._store.reset(self._name)
+        await self._store.save(self._name, self._strategy, mark, 0)
+
+
+class WarehouseSink:
+    """A table of the PostgreSQL warehouse; watermark saved in each page's transaction."""
+
+    target = Target.POSTGRES
+
+    def __init__(
+        self,
+        manager: ConnectionManager,
+        schema: str,
+        source: MySQLTable,
+        key: str,
+        strategy: str,
+        *,
+        exists: bool,
+    ) -> None:
+        self._manager = manager
+        self._name = source.name
+        self._strategy = strategy
+        self._exists = exists
+        self._store = PostgresStateStore(schema)
+        self._writer = WarehouseWriter(manager, schema, source.columns, key, self._store)
+        # Appending (plain COPY) is only safe into a table that was empty; any clash
+        # with an existing key switches to upserting for good.
+        self._upsert = True
+
+    async def ensure(self) -> None:
+        await self._store.ensure(self._manager)
+        if not self._exists:
+            await self._writer.create(self._name)
+            await self._store.reset(self._manager, self._name)
+            self._exists = True
+            self._upsert = False
+
+    async def watermark(self) -> Watermark | None:
+        return await self._store.get(self._manager, self._name)
+
+    async def write(self, into: str, page: Page, *, record: bool) -> None:
+        mark = (self._name, self._strategy, page.last, page.rows) if record else None
+        self._upsert = await self._writer.load(into, page.body, upsert=self._upsert, record=mark)
+
+    async def begin_full(self) -> str:
+        await self._store.ensure(self._manager)
+        into = self._name + NEW_SUFFIX
+        await self._writer.drop(into)
+        await self._writer.create(into)
+        self._upsert = False
+        return into
+
+    async def finish_full(self, into: str, mark: Watermark | None) -> None:
+        await self._writer.swap(self._name, (self._name, self._strategy, mark, 0))
+        self._exists = True
