@@ -10,7 +10,13 @@ from collections.abc import Hashable
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from aioetl.config._resolve import PRODUCTION, TEST, VARIABLE_STEMS, normalize_host
+from aioetl.config._resolve import (
+    MYSQL_DRIVERS,
+    PRODUCTION,
+    TEST,
+    VARIABLE_STEMS,
+    normalize_host,
+)
 from aioetl.config.settings import DatabaseType, PostgresSchema, Settings, get_settings
 from aioetl.core.engine_options import EngineProfile, engine_spec
 from aioetl.errors import ConfigError
@@ -80,9 +86,18 @@ class ConnectionFactory:
 
     @classmethod
     async def get_engine(
-        cls, settings: Settings, db_type: DatabaseType, schema: PostgresSchema | None = None
+        cls,
+        settings: Settings,
+        db_type: DatabaseType,
+        schema: PostgresSchema | None = None,
+        *,
+        driver: str | None = None,
     ) -> AsyncEngine:
-        """The engine for ``db_type`` (and ``schema``, analytics only) of ``settings``."""
+        """The engine for ``db_type`` (and ``schema``, analytics only) of ``settings``.
+
+        ``driver`` overrides a MySQL database's configured driver (``aiomysql`` or
+        ``asyncmy``) for this engine only.
+        """
         if not isinstance(db_type, DatabaseType):
             raise TypeError(f"expected a DatabaseType, got {db_type!r}")
         if schema is not None and not isinstance(schema, PostgresSchema):
@@ -90,6 +105,12 @@ class ConnectionFactory:
         _check_complete(settings, db_type)
         _check_not_production(settings, db_type, schema)
         config = settings.get_database_config(db_type, schema)
+        if driver is not None:
+            if db_type is DatabaseType.ANALYTICS or driver not in MYSQL_DRIVERS:
+                raise ConfigError(
+                    f"driver {driver!r} does not apply to the {db_type.value} database"
+                )
+            config["driver"] = driver
         loop = asyncio.get_running_loop()
         key: _EngineKey = (settings.environment, db_type, *sorted(config.items()))
         per_loop = _engines.setdefault(loop, {})

@@ -209,6 +209,10 @@ class Replicator:
         engines = {
             "source": await get(self.settings, DatabaseType.SOURCE),
             "replica": await get(self.settings, DatabaseType.REPLICATION),
+            # The replica is loaded with LOAD DATA LOCAL INFILE, which asyncmy 0.2.18
+            # breaks on (it passes the file name as bytes and desyncs the connection):
+            # writes go through aiomysql whatever driver reads the replica.
+            "replica_writer": await get(self.settings, DatabaseType.REPLICATION, driver="aiomysql"),
         }
         if self.options.target is not ReplicationTarget.REPLICA:
             engines["warehouse"] = await get(
@@ -259,7 +263,7 @@ class Replicator:
     ) -> None:
         async with (
             ConnectionManager(engines["source"], session_statements=[GROUP_CONCAT_SESSION]) as src,
-            ConnectionManager(engines["replica"], session_statements=REPLICA_SESSION) as dst,
+            ConnectionManager(engines["replica_writer"], session_statements=REPLICA_SESSION) as dst,
         ):
             table = await mysql_table(src, name)
             if table is None:

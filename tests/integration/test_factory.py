@@ -240,3 +240,26 @@ async def test_one_engine_per_loop(aioetl_settings: Settings) -> None:
         await ConnectionFactory.dispose_all()
     assert await get() is not first
     await ConnectionFactory.dispose_all()
+
+
+async def test_asyncmy_driver(mysql_admin: AsyncEngine) -> None:
+    env = local_env("TEST_")
+    env.update(
+        TEST_OPENDENTAL_SOURCE_USER=os.environ["TEST_OPENDENTAL_SOURCE_ADMIN_USER"],
+        TEST_OPENDENTAL_SOURCE_PASSWORD=os.environ["TEST_OPENDENTAL_SOURCE_ADMIN_PASSWORD"],
+    )
+    pipeline = {"connections": {"source": {"driver": "asyncmy", "rate_limit_interval": 0}}}
+    settings = await Settings.load("test", DictConfigProvider(env=env, pipeline=pipeline))
+    try:
+        engine = await ConnectionFactory.get_opendental_source_test_connection(settings=settings)
+        assert engine.dialect.driver == "asyncmy"
+        async with create_connection_manager(engine) as manager:
+            first = (await manager.execute_with_retry("SELECT CONNECTION_ID()")).scalar()
+            with pytest.raises(ReadOnlyViolationError):
+                await manager.execute_with_retry("CREATE TABLE asyncmy_probe (id int)")
+            async with mysql_admin.connect() as admin:
+                await admin.execute(text(f"KILL {int(first)}"))
+            second = (await manager.execute_with_retry("SELECT CONNECTION_ID()")).scalar()
+        assert second != first
+    finally:
+        await ConnectionFactory.dispose_all()

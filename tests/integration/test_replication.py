@@ -237,19 +237,26 @@ async def _seed(admin: AsyncEngine) -> None:
     )
 
 
-async def _settings(**patient: Any) -> Settings:
+async def _settings(driver: str = "aiomysql", **patient: Any) -> Settings:
     tables = {"tables": {**TABLES_YML["tables"]}}
     tables["tables"]["rt_patient"] = {**tables["tables"]["rt_patient"], **patient}
     # A shorter source spacing keeps these many-page runs quick; the limit itself is
     # tested with the connection layer.
-    pipeline = {"connections": {"source": {"rate_limit_interval": 0.005}}}
+    pipeline = {
+        "connections": {
+            "source": {"rate_limit_interval": 0.005, "driver": driver},
+            "replication": {"driver": driver},
+        }
+    }
     provider = DictConfigProvider(env=dict(os.environ), tables=tables, pipeline=pipeline)
     return await Settings.load("test", provider)
 
 
-async def _replicate(lookback_days: int = 0, **options: Any) -> list[LegResult]:
+async def _replicate(
+    lookback_days: int = 0, driver: str = "aiomysql", **options: Any
+) -> list[LegResult]:
     # The engines are the test's own (same settings, same loop): the plugin disposes them.
-    settings = await _settings(lookback_days=lookback_days)
+    settings = await _settings(driver, lookback_days=lookback_days)
     results = await Replicator(settings, ReplicationOptions(**options)).run()
     for result in results:
         assert result.ok, result.error
@@ -361,6 +368,17 @@ async def test_end_to_end_exact_and_rerun_copies_nothing(
     }
     assert again[("replica", "rt_patient")] == 0
     assert again[("warehouse", "rt_patient")] == 0
+    await _assert_exact(admin, aioetl_analytics_engine)
+
+
+async def test_asyncmy_driver_end_to_end(
+    clean: None, admin: AsyncEngine, aioetl_analytics_engine: AsyncEngine
+) -> None:
+    await _seed(admin)
+    await _replicate(driver="asyncmy")
+    await _assert_exact(admin, aioetl_analytics_engine)
+    await _execute(admin, "UPDATE rt_patient SET LName = 'Via asyncmy' WHERE PatNum = 1")
+    await _replicate(driver="asyncmy")
     await _assert_exact(admin, aioetl_analytics_engine)
 
 
