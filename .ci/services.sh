@@ -81,8 +81,8 @@ mysql_admin() { # runs SQL from stdin as an administrator of the local server
 psql_admin() {
   if [ "$mode" = docker ]; then
     docker compose exec -T analytics psql -v ON_ERROR_STOP=1 -q -U postgres -d postgres
-  elif psql -h 127.0.0.1 -p $PG_PORT -U postgres -d postgres -c 'SELECT 1' >/dev/null 2>&1; then
-    psql -h 127.0.0.1 -p $PG_PORT -v ON_ERROR_STOP=1 -q -U postgres -d postgres
+  elif psql -w -h 127.0.0.1 -p $PG_PORT -U postgres -d postgres -c 'SELECT 1' >/dev/null 2>&1; then
+    psql -w -h 127.0.0.1 -p $PG_PORT -v ON_ERROR_STOP=1 -q -U postgres -d postgres
   else
     as_root runuser -u postgres -- psql -p $PG_PORT -v ON_ERROR_STOP=1 -q -d postgres
   fi

@@ -31,9 +31,12 @@ __all__ = ["GROUP_CONCAT_SESSION", "KeyRangeReader", "Page", "StampReader"]
 logger = logging.getLogger("aioetl.replication")
 
 #: Run on every reading connection: a page must fit in one GROUP_CONCAT value, which
-#: must fit in one packet. The margin leaves room for the row's other columns.
+#: must fit in one packet (the margin leaves room for the row's other columns). Pages
+#: also stay under 16 MiB whatever the server allows: aiomysql sends a LOAD DATA file
+#: in 16 MiB packets, one more byte than a default server accepts.
 GROUP_CONCAT_SESSION: Final = (
-    "SET SESSION group_concat_max_len = GREATEST(@@global.max_allowed_packet - 65536, 1048576)"
+    "SET SESSION group_concat_max_len = "
+    "LEAST(GREATEST(@@global.max_allowed_packet - 65536, 1048576), 16711680)"
 )
 #: Aim a page at this share of the GROUP_CONCAT limit; halve it when a page overflows.
 _PAGE_FILL: Final = 0.7

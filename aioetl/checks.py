@@ -1,0 +1,108 @@
+"""Connection checks: can each configured database be reached, and is it what we expect?"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from aioetl.config.settings import DatabaseType, PostgresSchema, Settings
+from aioetl.core.factory import ConnectionFactory
+from aioetl.core.manager import ConnectionManager
+from aioetl.errors import AioEtlError, RetryExhaustedError
+
+__all__ = ["ConnectionCheck", "check_connections"]
+
+#: A check should answer quickly: one retry, not the job's full budget.
+CHECK_RETRIES = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionCheck:
+    """The outcome of checking one database (never holds a password)."""
+
+    database: str
+    where: str
+    ok: bool
+    version: str = ""
+    latency_ms: float | None = None
+    read_only: bool | None = None
+    reason: str = ""
+
+
+def _targets() -> list[tuple[str, DatabaseType, PostgresSchema | None]]:
+    targets: list[tuple[str, DatabaseType, PostgresSchema | None]] = [
+        ("source", DatabaseType.SOURCE, None),
+        ("replication", DatabaseType.REPLICATION, None),
+    ]
+    targets += [(f"analytics.{s.value}", DatabaseType.ANALYTICS, s) for s in PostgresSchema]
+    return targets
+
+
+async def _check(
+    settings: Settings, label: str, db_type: DatabaseType, schema: PostgresSchema | None
+) -> ConnectionCheck:
+    config = settings.get_database_config(db_type, schema)
+    where = f"{config['host'] or '?'}:{config['port']}/{config['database'] or '?'}"
+    try:
+        engine = await ConnectionFactory.get_engine(settings, db_type, schema)
+        async with ConnectionManager(engine, max_retries=CHECK_RETRIES, rate_limit=0) as manager:
+            started = time.perf_counter()
+            await manager.execute_with_retry("SELECT 1")
+            latency = (time.perf_counter() - started) * 1000
+            if db_type is DatabaseType.ANALYTICS:
+                row = (
+                    await manager.execute_with_retry(
+                        "SELECT current_setting('server_version'), "
+                        "current_setting('transaction_read_only'), current_schema()"
+                    )
+                ).one()
+                version, read_only = str(row[0]).split()[0], row[1] == "on"
+                if row[2] != config["schema"]:
+                    return ConnectionCheck(
+                        label,
+                        where,
+                        False,
+                        version,
+                        latency,
+                        read_only,
+                        f"schema {config['schema']!r} does not exist or is not usable "
+                        f"by {config['user']!r}",
+                    )
+            else:
+                version = str((await manager.execute_with_retry("SELECT VERSION()")).scalar())
+                flags = (
+                    await manager.execute_with_retry(
+                        "SHOW SESSION VARIABLES WHERE Variable_name IN (:a, :b)",
+                        {"a": "tx_read_only", "b": "transaction_read_only"},
+                    )
+                ).fetchall()
+                read_only = any(str(value).upper() in {"ON", "1"} for _, value in flags)
+            if db_type is DatabaseType.SOURCE and not read_only:
+                return ConnectionCheck(
+                    label,
+                    where,
+                    False,
+                    version,
+                    latency,
+                    read_only,
+                    "the source session is not read-only",
+                )
+            return ConnectionCheck(label, where, True, version, latency, read_only)
+    except AioEtlError as exc:
+        return ConnectionCheck(label, where, False, reason=_reason(exc))
+
+
+def _reason(exc: AioEtlError) -> str:
+    """One line, without the database label the table already shows."""
+    error: AioEtlError = exc.last_error if isinstance(exc, RetryExhaustedError) else exc
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    database = getattr(error, "database", None)
+    if database and text.startswith(f"{database}: "):
+        text = text[len(database) + 2 :]
+    return text
+
+
+async def check_connections(settings: Settings) -> list[ConnectionCheck]:
+    """Check the source, the replica and every warehouse schema concurrently."""
+    return list(await asyncio.gather(*(_check(settings, *target) for target in _targets())))

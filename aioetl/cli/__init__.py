@@ -1,0 +1,214 @@
+"""The ``aioetl`` command line: check connections, replicate tables, make a demo clinic.
+
+Exit codes: 0 success, 1 a database or table failed, 2 bad input (configuration,
+arguments). Errors are one readable line, never a traceback, never a password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, TypeVar
+
+import click
+from rich.console import Console
+
+from aioetl.config._resolve import ENVIRONMENTS
+from aioetl.config.settings import Settings
+from aioetl.core.factory import ConnectionFactory
+from aioetl.errors import AioEtlError, ConfigError
+
+__all__ = ["main"]
+
+EXIT_FAILED: Final = 1
+EXIT_BAD_INPUT: Final = 2
+_T = TypeVar("_T")
+
+logger = logging.getLogger("aioetl.cli")
+
+
+def _console() -> Console:
+    # Off a terminal rich would wrap at 80 columns; logs and CI read better unwrapped.
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+def _run(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a command's coroutine; configuration errors exit 2, other aioetl errors 1."""
+
+    async def with_cleanup() -> _T:
+        try:
+            return await coro
+        finally:
+            await ConnectionFactory.dispose_all()
+
+    try:
+        return asyncio.run(with_cleanup())
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except AioEtlError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+def _environment_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--env",
+        "environment",
+        type=click.Choice(ENVIRONMENTS, case_sensitive=False),
+        default=None,
+        help="production or test (default: ETL_ENVIRONMENT, ENVIRONMENT, APP_ENV, production).",
+    )(function)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default=None,
+    help="Log level (default: WARNING on a terminal, INFO otherwise).",
+)
+@click.version_option(package_name="aioetl")
+def cli(log_level: str | None) -> None:
+    """aioetl: OpenDental source → MySQL replica → PostgreSQL warehouse."""
+    level = log_level or ("WARNING" if sys.stderr.isatty() else "INFO")
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@cli.command()
+@_environment_option
+def check(environment: str | None) -> None:
+    """Connect to the source, the replica and each warehouse schema, and report."""
+    from aioetl.checks import check_connections
+    from aioetl.cli.render import check_table
+
+    async def run() -> bool:
+        settings = await Settings.load(environment)
+        settings.validate_configs()
+        checks = await check_connections(settings)
+        _console().print(check_table(checks))
+        return all(c.ok for c in checks)
+
+    if not _run(run()):
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+@_environment_option
+@click.option("--tables", default=None, help="Comma-separated tables (default: all in tables.yml).")
+@click.option(
+    "--target",
+    type=click.Choice(["replica", "warehouse", "all"]),
+    default="all",
+    show_default=True,
+    help="replica: source → replica; warehouse: replica → warehouse; all: both.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Tables copied at once (default: pipeline.yml, else 4).",
+)
+@click.option("--full", is_flag=True, help="Reload every table completely (atomically).")
+@click.option("--reconcile", is_flag=True, help="Delete target rows whose key left the source.")
+def replicate(
+    environment: str | None,
+    tables: str | None,
+    target: str,
+    concurrency: int | None,
+    full: bool,
+    reconcile: bool,
+) -> None:
+    """Copy tables concurrently: source → replica → warehouse (raw)."""
+    from aioetl.cli.render import BarProgress, LogProgress, summary_table
+    from aioetl.replication import ReplicationOptions, ReplicationTarget, Replicator
+
+    names = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
+
+    async def run() -> bool:
+        settings = await Settings.load(environment)
+        for name in names or []:
+            settings.get_table_config(name)  # an unknown table is bad input: exit 2
+        console = _console()
+        progress = BarProgress(console) if console.is_terminal else LogProgress()
+        options = ReplicationOptions(
+            target=ReplicationTarget(target),
+            concurrency=concurrency,
+            full=full,
+            reconcile=reconcile,
+        )
+        started = time.monotonic()
+        with progress:
+            results = await Replicator(settings, options, listener=progress).run(names)
+        console.print(summary_table(results, time.monotonic() - started))
+        return all(r.ok for r in results)
+
+    if not _run(run()):
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command("demo-data")
+@_environment_option
+@click.option("--patients", type=click.IntRange(min=1), default=None, help="Default: 10,000.")
+@click.option("--seed", type=int, default=None, help="Default: 42 (same seed, same clinic).")
+def demo_data(environment: str | None, patients: int | None, seed: int | None) -> None:
+    """Create a synthetic OpenDental clinic in the source database (needs the admin user)."""
+    from sqlalchemy.engine import URL
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from aioetl.demo import DEFAULT_PATIENTS, DEFAULT_SEED, create_demo_clinic
+
+    async def run() -> dict[str, int]:
+        settings = await Settings.load(environment)
+        config = settings.get_source_admin_connection_config()
+        url = URL.create(
+            "mysql+aiomysql",
+            username=config["user"],
+            password=config["password"],
+            host=config["host"],
+            port=config["port"],
+            database=config["database"],
+            query={"charset": "utf8mb4"},
+        )
+        engine = create_async_engine(url, connect_args={"local_infile": True})
+        try:
+            return await create_demo_clinic(
+                engine,
+                patients=patients or DEFAULT_PATIENTS,
+                seed=DEFAULT_SEED if seed is None else seed,
+            )
+        except Exception as exc:
+            from aioetl.core.errors_map import is_database_error, translate
+
+            if not is_database_error(exc):
+                raise
+            raise translate(exc, database="source (admin)", secrets=[url.password]) from exc
+        finally:
+            await engine.dispose()
+
+    started = time.monotonic()
+    counts = _run(run())
+    total = sum(counts.values())
+    click.echo(
+        f"demo clinic: {total:,} rows in {len(counts)} tables "
+        f"({time.monotonic() - started:.1f} s): "
+        + ", ".join(f"{name} {rows:,}" for name, rows in counts.items())
+    )
+
+
+@functools.wraps(cli)
+def main(*args: Any, **kwargs: Any) -> Any:
+    """Console-script entry point."""
+    return cli(*args, **kwargs)

@@ -1,0 +1,140 @@
+"""How the command line shows things: rich tables, progress bars, or plain log lines."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from aioetl.checks import ConnectionCheck
+from aioetl.replication import LegResult, TableResult
+
+__all__ = ["BarProgress", "LogProgress", "check_table", "summary_table"]
+
+logger = logging.getLogger("aioetl.cli")
+
+
+def check_table(checks: Sequence[ConnectionCheck]) -> Table:
+    table = Table(title="aioetl check")
+    for column in ("database", "where", "version", "latency", "read-only", "status"):
+        table.add_column(column, justify="right" if column == "latency" else "left")
+    for check in checks:
+        table.add_row(
+            check.database,
+            check.where,
+            check.version,
+            f"{check.latency_ms:.1f} ms" if check.latency_ms is not None else "",
+            "" if check.read_only is None else ("yes" if check.read_only else "no"),
+            "[green]ok[/]" if check.ok else f"[red]{check.reason}[/]",
+        )
+    return table
+
+
+def summary_table(results: Sequence[TableResult], seconds: float) -> Table:
+    table = Table(title=f"aioetl replicate — {seconds:.1f} s")
+    for column in ("table", "strategy", "target", "rows", "deleted", "seconds", "rows/s"):
+        table.add_column(column, justify="left" if column in {"table", "strategy"} else "right")
+    table.add_column("status")
+    for result in results:
+        for leg in result.legs:
+            table.add_row(
+                result.table,
+                result.strategy,
+                leg.leg,
+                f"{leg.rows:,}",
+                f"{leg.deleted:,}",
+                f"{leg.seconds:.1f}",
+                f"{leg.rows_per_second:,.0f}",
+                "[green]ok[/]" if leg.error is None else f"[red]failed: {leg.error}[/]",
+            )
+    return table
+
+
+class BarProgress:
+    """A progress bar per table and target (rows done / estimated, rows/s), for a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} rows/s"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self._tasks: dict[tuple[str, str], TaskID] = {}
+        self._started: dict[tuple[str, str], float] = {}
+
+    def __enter__(self) -> BarProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+    def started(self, table: str, leg: str, estimated_rows: int) -> None:
+        key = (table, leg)
+        self._tasks[key] = self._progress.add_task(
+            f"{table} → {leg}", total=max(estimated_rows, 1), rate="0"
+        )
+        self._started[key] = time.monotonic()
+
+    def advanced(self, table: str, leg: str, rows: int) -> None:
+        key = (table, leg)
+        task = self._tasks[key]
+        self._progress.advance(task, rows)
+        done = self._progress.tasks[task].completed
+        total = self._progress.tasks[task].total or 0
+        elapsed = max(time.monotonic() - self._started[key], 1e-6)
+        self._progress.update(task, total=max(total, done), rate=f"{done / elapsed:,.0f}")
+
+    def finished(self, table: str, leg: LegResult) -> None:
+        task = self._tasks.get((table, leg.leg))
+        if task is not None:
+            self._progress.update(task, total=max(leg.rows, 1), completed=max(leg.rows, 1))
+
+
+class LogProgress:
+    """Plain log lines, for pipes and CI logs."""
+
+    def __enter__(self) -> LogProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def started(self, table: str, leg: str, estimated_rows: int) -> None:
+        logger.info("%s → %s: started (about %d rows)", table, leg, estimated_rows)
+
+    def advanced(self, table: str, leg: str, rows: int) -> None:
+        logger.info("%s → %s: +%d rows", table, leg, rows)
+
+    def finished(self, table: str, leg: LegResult) -> None:
+        if leg.error is None:
+            logger.info(
+                "%s → %s: %d rows in %.1f s (%.0f rows/s)",
+                table,
+                leg.leg,
+                leg.rows,
+                leg.seconds,
+                leg.rows_per_second,
+            )
+        else:
+            logger.error("%s → %s: failed: %s", table, leg.leg, leg.error)
