@@ -79,6 +79,7 @@ mysql_admin() { # runs SQL from stdin as an administrator of the local server
 }
 
 psql_admin() {
+  export PGOPTIONS="-c client_min_messages=warning"
   if [ "$mode" = docker ]; then
     docker compose exec -T analytics psql -v ON_ERROR_STOP=1 -q -U postgres -d postgres
   elif psql -w -h 127.0.0.1 -p $PG_PORT -U postgres -d postgres -c 'SELECT 1' >/dev/null 2>&1; then

@@ -6,6 +6,8 @@ import pytest
 
 from aioetl import reset_settings
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_settings_cache() -> Iterator[None]:

@@ -6,8 +6,7 @@ import asyncio
 import datetime as dt
 import decimal
 import os
-import struct
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from aioetl import DictConfigProvider, Settings
 from aioetl.replication import LegResult, ReplicationOptions, ReplicationTarget, Replicator
 
+from .compare import expected_warehouse, float32, mysql_columns, mysql_rows, pg_rows
 from .conftest import admin_url
 
 pytestmark = pytest.mark.integration
@@ -263,62 +263,6 @@ async def _replicate(
     return [leg for result in results for leg in result.legs]
 
 
-async def _mysql_rows(admin: AsyncEngine, db: str, table: str, key: str) -> list[tuple[Any, ...]]:
-    """Every row; FLOAT columns read as doubles (the client would print them to 6 digits)."""
-    async with admin.connect() as conn:
-        columns = (
-            await conn.execute(
-                text(
-                    "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
-                    "WHERE TABLE_SCHEMA = :db AND TABLE_NAME = :t ORDER BY ORDINAL_POSITION"
-                ),
-                {"db": db, "t": table},
-            )
-        ).fetchall()
-        select = ", ".join(
-            f"`{name}` + 0e0" if kind == "float" else f"`{name}`" for name, kind in columns
-        )
-        result = await conn.execute(text(f"SELECT {select} FROM `{db}`.`{table}` ORDER BY `{key}`"))
-        return [tuple(row) for row in result.fetchall()]
-
-
-async def _pg_rows(engine: AsyncEngine, table: str, key: str) -> list[tuple[Any, ...]]:
-    async with engine.connect() as conn:
-        result = await conn.execute(text(f'SELECT * FROM raw."{table}" ORDER BY "{key}"'))
-        return [tuple(row) for row in result.fetchall()]
-
-
-def _float32(value: float) -> float:
-    return float(struct.unpack("f", struct.pack("f", value))[0])
-
-
-def _warehouse_value(value: Any, column: str) -> Any:
-    """What a MySQL value (as aiomysql reads it) becomes in the warehouse, as documented."""
-    if isinstance(value, str) and value.startswith("0000-"):
-        return None  # zero date
-    if isinstance(value, str) and column in {"Birthdate", "DateTimeDeceased", "LogDateTime"}:
-        return None  # a date with a zero month or day
-    if isinstance(value, dt.datetime | dt.date) and (value.year, value.month, value.day) == (
-        1,
-        1,
-        1,
-    ):
-        return None  # OpenDental's "unset" sentinel
-    if isinstance(value, dt.timedelta):
-        if not dt.timedelta(0) <= value <= dt.timedelta(hours=24):
-            return None  # outside PostgreSQL's time range
-        return (dt.datetime.min + value).time()
-    if column == "DrugQty" and value is not None:
-        return _float32(value)
-    return value
-
-
-def _expected_warehouse(rows: Sequence[tuple[Any, ...]], columns: Sequence[str]) -> list[Any]:
-    return [
-        tuple(_warehouse_value(v, c) for v, c in zip(row, columns, strict=True)) for row in rows
-    ]
-
-
 KEYS = {
     "rt_patient": "PatNum",
     "rt_definition": "DefNum",
@@ -329,13 +273,10 @@ KEYS = {
 
 async def _assert_exact(admin: AsyncEngine, warehouse: AsyncEngine) -> None:
     for table, key in KEYS.items():
-        source = await _mysql_rows(admin, SOURCE_DB, table, key)
-        assert await _mysql_rows(admin, REPLICA_DB, table, key) == source, table
-        async with admin.connect() as conn:
-            columns = list(
-                (await conn.execute(text(f"SELECT * FROM `{SOURCE_DB}`.`{table}` LIMIT 0"))).keys()
-            )
-        assert await _pg_rows(warehouse, table, key) == _expected_warehouse(source, columns), table
+        source = await mysql_rows(admin, SOURCE_DB, table, key)
+        assert await mysql_rows(admin, REPLICA_DB, table, key) == source, table
+        columns = await mysql_columns(admin, SOURCE_DB, table)
+        assert await pg_rows(warehouse, table, key) == expected_warehouse(source, columns), table
 
 
 async def test_end_to_end_exact_and_rerun_copies_nothing(
@@ -387,7 +328,7 @@ async def test_documented_values_in_the_warehouse(
 ) -> None:
     await _seed(admin)
     await _replicate()
-    rows = {row[0]: row for row in await _pg_rows(aioetl_analytics_engine, "rt_patient", "PatNum")}
+    rows = {row[0]: row for row in await pg_rows(aioetl_analytics_engine, "rt_patient", "PatNum")}
     first = rows[1]
     assert first[1] == "Nguyễn"
     assert first[2] == "tab\there\nnew line \\ back 'q' \"d\""
@@ -396,7 +337,7 @@ async def test_documented_values_in_the_warehouse(
     assert first[5] == 0.30000000000000004  # double, exactly
     assert first[6] == decimal.Decimal("12.34")
     assert first[7] == dt.time(8, 30)
-    assert first[12] == _float32(1.1)
+    assert first[12] == float32(1.1)
     assert first[13] == decimal.Decimal("18446744073709551615")  # bigint unsigned
     assert first[14] == b"\x00\xff\n\t"
     assert rows[2][3] is None and rows[2][4] is None  # 0001-01-01 sentinels
@@ -406,7 +347,7 @@ async def test_documented_values_in_the_warehouse(
     assert rows[3][12] == 16777216.0  # FLOAT exactly (MySQL itself prints 16777200)
     assert rows[4][2] == "\\N"  # a literal backslash-N is text, not NULL
     assert rows[4][7] is None  # negative time: outside PostgreSQL's range
-    legacy = await _pg_rows(aioetl_analytics_engine, "rt_legacy", "NoteNum")
+    legacy = await pg_rows(aioetl_analytics_engine, "rt_legacy", "NoteNum")
     assert [row[1] for row in legacy] == ["café crème", "señor Müller", "Ørsted", None]
 
 
@@ -415,7 +356,7 @@ async def test_sentinels_can_be_kept(
 ) -> None:
     await _seed(admin)
     await _replicate(sentinel_dates_as_null=False)
-    rows = {row[0]: row for row in await _pg_rows(aioetl_analytics_engine, "rt_patient", "PatNum")}
+    rows = {row[0]: row for row in await pg_rows(aioetl_analytics_engine, "rt_patient", "PatNum")}
     assert rows[2][3] == dt.date(1, 1, 1)
     assert rows[1][4] is None  # a zero date still has no PostgreSQL value
 
@@ -435,7 +376,7 @@ async def test_updates_and_inserts_arrive_incrementally(
     )
     legs = await _replicate(target=ReplicationTarget.ALL)
     assert [leg.rows for leg in legs if leg.leg == "replica"][:1] == [1]  # rt_patient: row 3
-    replica = {row[0]: row for row in await _mysql_rows(admin, REPLICA_DB, "rt_patient", "PatNum")}
+    replica = {row[0]: row for row in await mysql_rows(admin, REPLICA_DB, "rt_patient", "PatNum")}
     assert replica[3][1] == "Changed"
     # A row written late with an old stamp is below the watermark: only a look-back
     # window (or a full reload) catches it, as practitioners do.
@@ -470,7 +411,7 @@ async def test_killed_job_resumes_exactly(
     killer.task = task
     with pytest.raises(asyncio.CancelledError):
         await task
-    partial = await _pg_rows(aioetl_analytics_engine, "rt_patient", "PatNum")
+    partial = await pg_rows(aioetl_analytics_engine, "rt_patient", "PatNum")
     assert 0 < len(partial) < 6
     await _replicate()
     await _assert_exact(admin, aioetl_analytics_engine)
