@@ -94,8 +94,15 @@ async def test_demo_clinic_full_and_incremental(
 
     # A rerun of the finished job copies nothing new, and duplicates nothing.
     again = await _run()
-    incremental = {"patient", "appointment", "procedurelog", "payment", "paysplit", "claim",
-                   "securitylog"}
+    incremental = {
+        "patient",
+        "appointment",
+        "procedurelog",
+        "payment",
+        "paysplit",
+        "claim",
+        "securitylog",
+    }
     assert {k: v for k, v in again.items() if k[0] in incremental and v} == {}
     await _assert_identical(clinic, aioetl_analytics_engine)
 
@@ -103,16 +110,20 @@ async def test_demo_clinic_full_and_incremental(
     async with clinic.begin() as conn:
         await conn.execute(text("SET SESSION sql_mode = ''"))
         await conn.execute(
-            text("UPDATE patient SET LName = :name WHERE PatNum = (SELECT MIN(PatNum) FROM "
-                 "(SELECT PatNum FROM patient) AS p)"),
+            text(
+                "UPDATE patient SET LName = :name WHERE PatNum = (SELECT MIN(PatNum) FROM "
+                "(SELECT PatNum FROM patient) AS p)"
+            ),
             {"name": "Nguyễn-Updated"},
         )
         await conn.execute(text("UPDATE paysplit SET SplitAmt = SplitAmt + 0.01 LIMIT 3"))
         await conn.execute(
-            text("INSERT INTO securitylog (PermType, UserNum, LogDateTime, LogText, PatNum, "
-                 "CompName, FKey, LogSource, DefNum, DefNumError, DateTPrevious) VALUES "
-                 "(1, 1, '2026-11-02 08:00:00', 'after the first run', 0, 'WS1', 0, 0, 0, 0, "
-                 "'0001-01-01 00:00:00')")
+            text(
+                "INSERT INTO securitylog (PermType, UserNum, LogDateTime, LogText, PatNum, "
+                "CompName, FKey, LogSource, DefNum, DefNumError, DateTPrevious) VALUES "
+                "(1, 1, '2026-11-02 08:00:00', 'after the first run', 0, 'WS1', 0, 0, 0, 0, "
+                "'0001-01-01 00:00:00')"
+            )
         )
     changed = await _run()
     assert changed[("patient", "replica")] == 1 and changed[("patient", "warehouse")] == 1
