@@ -29,7 +29,7 @@ from aioetl.replication.columns import ZeroDates
 from aioetl.replication.pages import GROUP_CONCAT_SESSION, KeyRangeReader, Page, StampReader
 from aioetl.replication.reconcile import reconcile_mysql, reconcile_postgres
 from aioetl.replication.sinks import ReplicaSink, Sink, WarehouseSink
-from aioetl.replication.state import Watermark
+from aioetl.replication.state import MySQLStateStore, PostgresStateStore, Watermark
 from aioetl.replication.writers import REPLICA_SESSION
 
 __all__ = [
@@ -196,6 +196,7 @@ class Replicator:
         """Copy ``tables`` (default: all in tables.yml); one result per table, in run order."""
         names = self.ordered(tables)
         engines = await self._engines()
+        await self._prepare_state(engines)
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one(name: str) -> TableResult:
@@ -203,6 +204,15 @@ class Replicator:
                 return await self._table(name, engines)
 
         return list(await asyncio.gather(*(one(name) for name in names)))
+
+    async def _prepare_state(self, engines: dict[str, AsyncEngine]) -> None:
+        """Create the state tables once, before tables run side by side."""
+        if self.options.target is not ReplicationTarget.WAREHOUSE:
+            async with ConnectionManager(engines["replica_writer"]) as replica:
+                await MySQLStateStore(replica).ensure()
+        if "warehouse" in engines:
+            async with ConnectionManager(engines["warehouse"]) as warehouse:
+                await PostgresStateStore(self.options.schema.value).ensure(warehouse)
 
     async def _engines(self) -> dict[str, AsyncEngine]:
         get = ConnectionFactory.get_engine

@@ -14,11 +14,13 @@ from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
 from aioetl.core.manager import ConnectionManager
+from aioetl.errors import DatabaseError
 from aioetl.replication.rendering import quote_mysql
 
 __all__ = ["STATE_TABLE", "MySQLStateStore", "PostgresStateStore", "Watermark"]
 
 STATE_TABLE: Final = "_aioetl_state"
+_ALREADY_CREATED: Final = frozenset({"23505", "42P07"})
 _PG: Final[Any] = postgresql.dialect().identifier_preparer  # type: ignore[no-untyped-call]
 
 
@@ -98,7 +100,13 @@ class PostgresStateStore:
         )
 
     async def ensure(self, manager: ConnectionManager) -> None:
-        await manager.execute_with_retry(self.create_sql())
+        try:
+            await manager.execute_with_retry(self.create_sql())
+        except DatabaseError as exc:
+            # Concurrent CREATE TABLE IF NOT EXISTS can collide in PostgreSQL's catalog;
+            # the loser's table exists all the same.
+            if exc.sqlstate not in _ALREADY_CREATED:
+                raise
 
     async def get(self, manager: ConnectionManager, table: str) -> Watermark | None:
         row = (
