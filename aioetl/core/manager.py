@@ -298,8 +298,10 @@ class ConnectionManager:
             error = translate(exc, database=self._label, secrets=self._secrets)
             if not error.transient:
                 raise error from exc
+            detail = str(error).removeprefix(f"{self._label}: ")
+            plural = "s" if attempts != 1 else ""
             raise RetryExhaustedError(
-                f"{self._label}: gave up after {attempts} attempts: {error}",
+                f"{self._label}: gave up after {attempts} attempt{plural}: {detail}",
                 attempts=attempts,
                 last_error=error,
             ) from exc

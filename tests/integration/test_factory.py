@@ -12,12 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aioetl import (
     ConfigError,
+    DatabaseConnectionError,
     ConnectionFactory,
     DatabaseType,
     DictConfigProvider,
     PostgresSchema,
     ReadOnlyViolationError,
+    RetryExhaustedError,
     Settings,
+    StatementTimeoutError,
     create_connection_manager,
     engine_profile,
 )
@@ -263,3 +266,48 @@ async def test_asyncmy_driver(mysql_admin: AsyncEngine) -> None:
         assert second != first
     finally:
         await ConnectionFactory.dispose_all()
+
+
+async def test_read_timeout_from_pipeline_bounds_each_statement() -> None:
+    settings = await settings_for("test", source={"read_timeout": 0.5, "rate_limit_interval": 0})
+    try:
+        engine = await ConnectionFactory.get_opendental_source_test_connection(settings=settings)
+        async with create_connection_manager(engine) as manager:
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(StatementTimeoutError, match="no answer within"):
+                await manager.execute_with_retry("SELECT SLEEP(5)")
+            assert asyncio.get_running_loop().time() - started < 3
+    finally:
+        await ConnectionFactory.dispose_all()
+
+
+@pytest.mark.parametrize("database", ["source", "analytics"])
+async def test_connect_timeout_bounds_a_silent_server(database: str) -> None:
+    # A server that accepts the connection and never says a word (no handshake).
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    env = local_env("TEST_")
+    prefix = "TEST_OPENDENTAL_SOURCE" if database == "source" else "TEST_POSTGRES_ANALYTICS"
+    env[f"{prefix}_PORT"] = str(port)
+    pipeline = {"connections": {database: {"connect_timeout": 0.5, "max_retries": 0}}}
+    settings = await Settings.load("test", DictConfigProvider(env=env, pipeline=pipeline))
+    db_type = DatabaseType.SOURCE if database == "source" else DatabaseType.ANALYTICS
+    try:
+        engine = await ConnectionFactory.get_engine(settings, db_type)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(RetryExhaustedError, match="could not connect within") as info:
+            async with create_connection_manager(engine):
+                pass
+        assert isinstance(info.value.last_error, DatabaseConnectionError)
+        assert asyncio.get_running_loop().time() - started < 3
+    finally:
+        await ConnectionFactory.dispose_all()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
