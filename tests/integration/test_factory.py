@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aioetl import (
     ConfigError,
-    DatabaseConnectionError,
     ConnectionFactory,
+    DatabaseConnectionError,
     DatabaseType,
     DictConfigProvider,
     PostgresSchema,
