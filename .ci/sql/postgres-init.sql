@@ -12,6 +12,12 @@ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'opendental_analytics'
 SELECT 'CREATE DATABASE test_opendental_analytics OWNER aioetl ENCODING ''UTF8'' TEMPLATE template0'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'test_opendental_analytics') \gexec
 
+SELECT 'CREATE DATABASE aioetl_bench OWNER aioetl ENCODING ''UTF8'' TEMPLATE template0'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'aioetl_bench') \gexec
+
+\connect aioetl_bench
+CREATE SCHEMA IF NOT EXISTS raw AUTHORIZATION aioetl;
+
 \connect opendental_analytics
 CREATE SCHEMA IF NOT EXISTS raw AUTHORIZATION aioetl;
 CREATE SCHEMA IF NOT EXISTS staging AUTHORIZATION aioetl;
