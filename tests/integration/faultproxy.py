@@ -1,0 +1,99 @@
+"""A loopback TCP proxy that injects network faults between aioetl and a database.
+
+It listens on 127.0.0.1 (a free port) and forwards to the real server. Faults:
+``cut()`` closes every open connection, ``refuse_for(s)`` closes new connections at once
+for ``s`` seconds, ``latency`` delays every chunk, and ``silent`` stops forwarding in
+both directions (connections stay open and nothing ever arrives). Traffic only ever
+goes to the loopback address of the real server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+
+class FaultProxy:
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target_host = target_host
+        self.target_port = target_port
+        self.latency = 0.0
+        self.silent = False
+        self.connections = 0
+        self._refuse_until = 0.0
+        self._server: asyncio.Server | None = None
+        self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def __aenter__(self) -> FaultProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self.cut()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    def cut(self) -> None:
+        """Drop every open connection, as a network failure or a firewall would."""
+        for client, server in list(self._links):
+            for writer in (client, server):
+                with contextlib.suppress(Exception):
+                    writer.transport.abort()
+        self._links.clear()
+
+    def refuse_for(self, seconds: float) -> None:
+        """Close new connections on arrival for ``seconds``."""
+        self._refuse_until = time.monotonic() + seconds
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if time.monotonic() < self._refuse_until:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.connections += 1
+        link = (writer, up_writer)
+        self._links.add(link)
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pump(source, sink, link))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pump(
+        self,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        link: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
+    ) -> None:
+        try:
+            while data := await source.read(65536):
+                while self.silent:
+                    await asyncio.sleep(0.05)  # swallow nothing, deliver nothing
+                if self.latency:
+                    await asyncio.sleep(self.latency)
+                if link not in self._links:
+                    return
+                sink.write(data)
+                await sink.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            if link in self._links:
+                self._links.discard(link)
+                for writer in link:
+                    with contextlib.suppress(Exception):
+                        writer.transport.abort()

@@ -1,0 +1,123 @@
+"""The connection layer under network faults, through a loopback fault proxy."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from aioetl import (
+    ConnectionFactory,
+    DatabaseType,
+    DictConfigProvider,
+    RetryExhaustedError,
+    Settings,
+    StatementTimeoutError,
+    create_connection_manager,
+)
+
+from .faultproxy import FaultProxy
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+MYSQL = ("TEST_OPENDENTAL_SOURCE", DatabaseType.SOURCE, "source")
+POSTGRES = ("TEST_POSTGRES_ANALYTICS", DatabaseType.ANALYTICS, "analytics")
+
+
+@pytest_asyncio.fixture(params=[MYSQL, POSTGRES], ids=["mariadb", "postgresql"])
+async def proxied(request: pytest.FixtureRequest) -> AsyncIterator[tuple[FaultProxy, Any]]:
+    prefix, db_type, section = request.param
+    async with FaultProxy("127.0.0.1", int(os.environ[f"{prefix}_PORT"])) as proxy:
+        yield proxy, (prefix, db_type, section)
+    await ConnectionFactory.dispose_all()
+
+
+async def _engine(proxy: FaultProxy, target: Any, **options: Any) -> AsyncEngine:
+    prefix, db_type, section = target
+    env = dict(os.environ)
+    env[f"{prefix}_PORT"] = str(proxy.port)
+    pipeline = {"connections": {section: {"rate_limit_interval": 0, **options}}}
+    settings = await Settings.load("test", DictConfigProvider(env=env, pipeline=pipeline))
+    return await ConnectionFactory.get_engine(settings, db_type)
+
+
+def _checked_out(engine: AsyncEngine) -> int:
+    pool: Any = engine.pool
+    return int(pool.checkedout())
+
+
+async def test_cut_connections_are_replaced(proxied: tuple[FaultProxy, Any]) -> None:
+    proxy, target = proxied
+    engine = await _engine(proxy, target, retry_backoff_base=0.05)
+    async with create_connection_manager(engine) as manager:
+        for _ in range(3):
+            assert (await manager.execute_with_retry("SELECT 1")).scalar() == 1
+            proxy.cut()
+        assert (await manager.execute_with_retry("SELECT 2")).scalar() == 2
+    assert proxy.connections >= 4
+    assert _checked_out(engine) == 0
+
+
+async def test_refused_connections_within_the_retry_budget(
+    proxied: tuple[FaultProxy, Any],
+) -> None:
+    proxy, target = proxied
+    engine = await _engine(proxy, target, retry_backoff_base=0.3, max_retries=5)
+    async with create_connection_manager(engine) as manager:
+        await manager.execute_with_retry("SELECT 1")
+        proxy.cut()
+        proxy.refuse_for(1.0)
+        started = time.monotonic()
+        assert (await manager.execute_with_retry("SELECT 3")).scalar() == 3
+        assert time.monotonic() - started >= 0.9
+    assert _checked_out(engine) == 0
+
+
+async def test_refused_beyond_the_budget_fails_clearly(proxied: tuple[FaultProxy, Any]) -> None:
+    proxy, target = proxied
+    engine = await _engine(proxy, target, retry_backoff_base=0.05, max_retries=2)
+    async with create_connection_manager(engine) as manager:
+        await manager.execute_with_retry("SELECT 1")
+        proxy.cut()
+        proxy.refuse_for(60)
+        started = time.monotonic()
+        with pytest.raises(RetryExhaustedError, match="gave up after 3 attempts") as info:
+            await manager.execute_with_retry("SELECT 1")
+        assert time.monotonic() - started < 5
+        assert info.value.last_error.transient
+    assert _checked_out(engine) == 0
+
+
+async def test_latency_slows_but_does_not_break(proxied: tuple[FaultProxy, Any]) -> None:
+    proxy, target = proxied
+    engine = await _engine(proxy, target)
+    async with create_connection_manager(engine) as manager:
+        await manager.execute_with_retry("SELECT 1")
+        proxy.latency = 0.1
+        started = time.monotonic()
+        assert (await manager.execute_with_retry("SELECT 4")).scalar() == 4
+        assert time.monotonic() - started >= 0.2  # a round trip crosses the proxy twice
+
+
+async def test_a_silent_server_times_out(proxied: tuple[FaultProxy, Any]) -> None:
+    proxy, target = proxied
+    timeout_key = "read_timeout" if target[2] == "source" else "command_timeout"
+    engine = await _engine(proxy, target, **{timeout_key: 1, "max_retries": 1})
+    async with create_connection_manager(engine) as manager:
+        await manager.execute_with_retry("SELECT 1")
+        proxy.silent = True
+        started = time.monotonic()
+        with pytest.raises((StatementTimeoutError, RetryExhaustedError)) as info:
+            await manager.execute_with_retry("SELECT 5")
+        elapsed = time.monotonic() - started
+        assert "timeout" in str(info.value) or "within" in str(info.value)
+        # asyncpg's own command_timeout, or aioetl's deadline (read_timeout for MySQL,
+        # command_timeout + 5 s grace behind asyncpg): never a hang.
+        assert elapsed < 1 + 5 + 3
+        proxy.silent = False
+    assert _checked_out(engine) == 0
