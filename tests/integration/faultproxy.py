@@ -19,12 +19,25 @@ class FaultProxy:
         self.target_host = target_host
         self.target_port = target_port
         self.latency = 0.0
-        self.silent = False
+        self._speaking = asyncio.Event()
+        self._speaking.set()
         self.connections = 0
         self._refuse_until = 0.0
         self._server: asyncio.Server | None = None
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def silent(self) -> bool:
+        """Whether the proxy holds every byte back (connections stay open)."""
+        return not self._speaking.is_set()
+
+    @silent.setter
+    def silent(self, value: bool) -> None:
+        if value:
+            self._speaking.clear()
+        else:
+            self._speaking.set()
 
     @property
     def port(self) -> int:
@@ -81,8 +94,7 @@ class FaultProxy:
     ) -> None:
         try:
             while data := await source.read(65536):
-                while self.silent:
-                    await asyncio.sleep(0.05)  # swallow nothing, deliver nothing
+                await self._speaking.wait()  # silent: hold the bytes, deliver nothing
                 if self.latency:
                     await asyncio.sleep(self.latency)
                 if link not in self._links:

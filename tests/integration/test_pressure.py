@@ -62,16 +62,18 @@ async def test_cancelling_a_stream_returns_the_connection(
     started = asyncio.Event()
 
     async def read_forever() -> None:
-        async with create_connection_manager(aioetl_source_engine, rate_limit=0) as manager:
-            async with contextlib.aclosing(
+        async with (
+            create_connection_manager(aioetl_source_engine, rate_limit=0) as manager,
+            contextlib.aclosing(
                 manager.stream(
                     "SELECT seq, REPEAT(:x, 4000), SLEEP(0.001) FROM seq_1_to_100000",
                     {"x": "x"},
                     batch_size=10,
                 )
-            ) as batches:
-                async for _ in batches:
-                    started.set()
+            ) as batches,
+        ):
+            async for _ in batches:
+                started.set()
 
     task = asyncio.create_task(read_forever())
     await asyncio.wait_for(started.wait(), 10)
