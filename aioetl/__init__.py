@@ -21,6 +21,7 @@ from aioetl.core import (
 )
 from aioetl.errors import (
     AioEtlError,
+    CommitOutcomeUnknownError,
     ConfigError,
     DatabaseConnectionError,
     DatabaseError,
@@ -37,6 +38,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AioEtlError",
+    "CommitOutcomeUnknownError",
     "ConfigError",
     "ConfigProvider",
     "ConnectionFactory",

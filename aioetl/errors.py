@@ -11,6 +11,7 @@
     │   ├── StatementTimeoutError(DatabaseError, TimeoutError)
     │   ├── PoolTimeoutError(DatabaseError, TimeoutError)
     │   ├── ReadOnlyViolationError
+    │   ├── CommitOutcomeUnknownError
     │   └── RetryExhaustedError
     └── ReplicationError(AioEtlError)
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 __all__ = [
     "AioEtlError",
+    "CommitOutcomeUnknownError",
     "ConfigError",
     "DatabaseConnectionError",
     "DatabaseError",
@@ -91,6 +93,10 @@ class PoolTimeoutError(DatabaseError, TimeoutError):
 
 class ReadOnlyViolationError(DatabaseError):
     """A write was attempted through a read-only (source) connection."""
+
+
+class CommitOutcomeUnknownError(DatabaseError):
+    """The connection was lost during COMMIT: the statement may or may not be applied."""
 
 
 class RetryExhaustedError(DatabaseError):

@@ -23,6 +23,12 @@ GRANT ALL PRIVILEGES ON opendental_replication.* TO 'aioetl'@'%', 'aioetl'@'loca
 GRANT ALL PRIVILEGES ON test_opendental_replication.* TO 'aioetl'@'%', 'aioetl'@'localhost';
 GRANT ALL PRIVILEGES ON aioetl_bench_replica.* TO 'aioetl'@'%', 'aioetl'@'localhost';
 
+-- Distinctive passwords for the secrets test (it searches all output for them).
+CREATE USER IF NOT EXISTS 'aioetl_secret_ro'@'%' IDENTIFIED BY 'S3cret-MySQL-Only-For-Tests-8086';
+GRANT SELECT ON test_opendental.* TO 'aioetl_secret_ro'@'%';
+CREATE USER IF NOT EXISTS 'aioetl_secret_rw'@'%' IDENTIFIED BY 'S3cret-MySQL-Only-For-Tests-8086';
+GRANT ALL PRIVILEGES ON test_opendental_replication.* TO 'aioetl_secret_rw'@'%';
+
 -- The administrator that writes the synthetic clinic into the source and sets up tests
 -- (creating users with odd passwords, killing connections).
 CREATE USER IF NOT EXISTS 'aioetl_admin'@'%' IDENTIFIED BY 'aioetl_admin_local';

@@ -7,6 +7,16 @@ BEGIN
   END IF;
 END $$;
 
+-- A second login with a distinctive password: the secrets test looks for it in all output.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'aioetl_secret') THEN
+    CREATE ROLE aioetl_secret LOGIN PASSWORD 'S3cret-PG-Only-For-Tests-5150' IN ROLE aioetl;
+  END IF;
+END $$;
+-- Its sessions act as aioetl, so what they create stays usable by the other tests.
+ALTER ROLE aioetl_secret SET role TO 'aioetl';
+
 SELECT 'CREATE DATABASE opendental_analytics OWNER aioetl ENCODING ''UTF8'' TEMPLATE template0'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'opendental_analytics') \gexec
 SELECT 'CREATE DATABASE test_opendental_analytics OWNER aioetl ENCODING ''UTF8'' TEMPLATE template0'

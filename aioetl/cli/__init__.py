@@ -149,9 +149,11 @@ def replicate(
             full=full,
             reconcile=reconcile,
         )
+        replicator = Replicator(settings, options, listener=progress)
+        await replicator.preflight(names)  # bad input exits 2 before any row moves
         started = time.monotonic()
         with progress:
-            results = await Replicator(settings, options, listener=progress).run(names)
+            results = await replicator.run(names)
         console.print(summary_table(results, time.monotonic() - started))
         return all(r.ok for r in results)
 

@@ -19,6 +19,7 @@ from aioetl.core.factory import engine_profile
 from aioetl.core.ratelimit import server_limiter
 from aioetl.core.retry import RetryPolicy
 from aioetl.errors import (
+    CommitOutcomeUnknownError,
     ConfigError,
     DatabaseConnectionError,
     DatabaseError,
@@ -319,7 +320,22 @@ class ConnectionManager:
             except BaseException:
                 await self._abandon(conn, transaction)
                 raise
-            await transaction.commit()
+            try:
+                await transaction.commit()
+            except Exception as exc:
+                # A failed COMMIT leaves the connection in no state to reuse.
+                await asyncio.shield(self._drop(invalidate=True))
+                if not is_database_error(exc) or not classify(exc).disconnect:
+                    raise
+                # The server may have committed before the connection dropped: running
+                # the statement again could apply it twice, so this is not retried.
+                raise CommitOutcomeUnknownError(
+                    f"{self._label}: the connection was lost during COMMIT; the statement "
+                    "may or may not have been applied (check before running it again)",
+                    code=classify(exc).code,
+                    sqlstate=classify(exc).sqlstate,
+                    database=self._label,
+                ) from exc
             return result
 
         return await self._bounded(run())
@@ -362,7 +378,9 @@ class ConnectionManager:
         ``statement`` is SQL text with ``:name`` binds or any SQLAlchemy executable;
         ``params`` a mapping, or a list of mappings for executemany. Non-transient errors
         raise DatabaseError at once; transient ones are retried and, when retries run
-        out, raise RetryExhaustedError holding the last one.
+        out, raise RetryExhaustedError holding the last one. A connection lost during
+        COMMIT raises CommitOutcomeUnknownError and is never retried: the server may have
+        applied the statement.
         """
         executable = _coerce(statement)
         return await self._call(lambda: self._execute_once(executable, params))

@@ -27,6 +27,7 @@ from aioetl.errors import AioEtlError, ReplicationError
 from aioetl.replication.catalog import MySQLTable, mysql_table, postgres_columns
 from aioetl.replication.columns import ZeroDates
 from aioetl.replication.pages import GROUP_CONCAT_SESSION, KeyRangeReader, Page, StampReader
+from aioetl.replication.preflight import preflight
 from aioetl.replication.reconcile import reconcile_mysql, reconcile_postgres
 from aioetl.replication.sinks import ReplicaSink, Sink, WarehouseSink
 from aioetl.replication.state import MySQLStateStore, PostgresStateStore, Watermark
@@ -191,6 +192,14 @@ class Replicator:
             names,
             key=lambda n: (rank[configs[n]["table_importance"]], -configs[n]["estimated_rows"]),
         )
+
+    async def preflight(self, tables: Sequence[str] | None = None) -> None:
+        """Check that the job can start — credentials, databases, the warehouse schema, and
+        every table readable with its configured columns — or raise ConfigError."""
+        names = self.ordered(tables)
+        engines = await self._engines()
+        schema = None if "warehouse" not in engines else self.options.schema.value
+        await preflight(self.settings, engines, names, schema=schema)
 
     async def run(self, tables: Sequence[str] | None = None) -> list[TableResult]:
         """Copy ``tables`` (default: all in tables.yml); one result per table, in run order."""

@@ -19,6 +19,9 @@ class FaultProxy:
         self.target_host = target_host
         self.target_port = target_port
         self.latency = 0.0
+        #: When a client packet contains these bytes, forward it, then drop the
+        #: connection before the server's answer gets back ("lost in transit").
+        self.drop_after: bytes | None = None
         self._speaking = asyncio.Event()
         self._speaking.set()
         self.connections = 0
@@ -92,6 +95,7 @@ class FaultProxy:
         sink: asyncio.StreamWriter,
         link: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
     ) -> None:
+        upstream = sink is link[1]
         try:
             while data := await source.read(65536):
                 await self._speaking.wait()  # silent: hold the bytes, deliver nothing
@@ -99,8 +103,17 @@ class FaultProxy:
                     await asyncio.sleep(self.latency)
                 if link not in self._links:
                     return
+                drop = upstream and self.drop_after is not None and self.drop_after in data
+                if drop:
+                    self._links.discard(link)  # the answer will not be forwarded
                 sink.write(data)
                 await sink.drain()
+                if drop:
+                    await asyncio.sleep(0.3)  # the server applies it meanwhile
+                    for writer in link:
+                        with contextlib.suppress(Exception):
+                            writer.transport.abort()
+                    return
         except (ConnectionError, OSError):
             pass
         finally:

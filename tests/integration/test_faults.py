@@ -12,6 +12,7 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aioetl import (
+    CommitOutcomeUnknownError,
     ConnectionFactory,
     DatabaseType,
     DictConfigProvider,
@@ -121,3 +122,27 @@ async def test_a_silent_server_times_out(proxied: tuple[FaultProxy, Any]) -> Non
         assert elapsed < 1 + 5 + 3
         proxy.silent = False
     assert _checked_out(engine) == 0
+
+
+async def test_a_commit_lost_in_transit_is_reported_not_retried(
+    proxied: tuple[FaultProxy, Any],
+) -> None:
+    proxy, target = proxied
+    engine = await _engine(proxy, target, retry_backoff_base=0.05)
+    table = "lost_commit_probe"
+    if target[2] == "source":
+        # The source is read-only: the replica's server takes the write.
+        env = dict(os.environ)
+        env["TEST_MYSQL_REPLICATION_PORT"] = str(proxy.port)
+        settings = await Settings.load("test", DictConfigProvider(env=env))
+        engine = await ConnectionFactory.get_engine(settings, DatabaseType.REPLICATION)
+    async with create_connection_manager(engine) as manager:
+        await manager.execute_with_retry(f"DROP TABLE IF EXISTS {table}")
+        await manager.execute_with_retry(f"CREATE TABLE {table} (n int)")
+        proxy.drop_after = b"COMMIT"
+        with pytest.raises(CommitOutcomeUnknownError, match="lost during COMMIT"):
+            await manager.execute_with_retry(f"INSERT INTO {table} VALUES (1)")
+        proxy.drop_after = None
+        # The server did apply it, once: a blind retry would have inserted it twice.
+        assert (await manager.execute_with_retry(f"SELECT count(*) FROM {table}")).scalar() == 1
+        await manager.execute_with_retry(f"DROP TABLE {table}")
