@@ -14,7 +14,7 @@ import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from aioetl import DictConfigProvider, Settings
+from aioetl import ConnectionFactory, DatabaseType, DictConfigProvider, Settings
 from aioetl.replication import LegResult, ReplicationOptions, ReplicationTarget, Replicator
 
 from .compare import expected_warehouse, float32, mysql_columns, mysql_rows, pg_rows
@@ -411,6 +411,15 @@ async def test_killed_job_resumes_exactly(
     killer.task = task
     with pytest.raises(asyncio.CancelledError):
         await task
+    await asyncio.sleep(0)
+    # Every connection the cancelled job held went back to its pool (or was invalidated).
+    for db_type in (DatabaseType.SOURCE, DatabaseType.REPLICATION, DatabaseType.ANALYTICS):
+        pool: Any = (await ConnectionFactory.get_engine(settings, db_type)).pool
+        assert pool.checkedout() == 0, db_type
+    writer: Any = (
+        await ConnectionFactory.get_engine(settings, DatabaseType.REPLICATION, driver="aiomysql")
+    ).pool
+    assert writer.checkedout() == 0
     partial = await pg_rows(aioetl_analytics_engine, "rt_patient", "PatNum")
     assert 0 < len(partial) < 6
     await _replicate()
