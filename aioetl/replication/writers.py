@@ -168,7 +168,6 @@ class WarehouseWriter:
         rolled back and upserted instead.
         """
         stage = f"aioetl_stage_{table}"
-        state_sql = self._state.save_sql()
 
         async def work(conn: AsyncConnection) -> bool:
             raw = await conn.get_raw_connection()
@@ -196,15 +195,7 @@ class WarehouseWriter:
                                 format="csv",
                             )
                         if record is not None:
-                            name, strategy, mark, rows = record
-                            await driver.execute(
-                                state_sql,
-                                name,
-                                strategy,
-                                mark.stamp if mark else None,
-                                mark.key if mark else None,
-                                rows,
-                            )
+                            await self._save(driver, record)
                     return mode
                 except Exception as exc:
                     if mode or getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
@@ -216,7 +207,6 @@ class WarehouseWriter:
     async def swap(self, table: str, record: tuple[str, str, Watermark | None, int]) -> None:
         """Replace the live table by its reloaded copy in one transaction."""
         new = table + NEW_SUFFIX
-        state_sql = self._state.save_sql()
 
         async def work(conn: AsyncConnection) -> None:
             raw = await conn.get_raw_connection()
@@ -230,14 +220,18 @@ class WarehouseWriter:
                     f"ALTER TABLE {self._qualified(table)} RENAME CONSTRAINT "
                     f"{quote_postgres(new + '_pkey')} TO {quote_postgres(table + '_pkey')}"
                 )
-                name, strategy, mark, rows = record
-                await driver.execute(
-                    state_sql,
-                    name,
-                    strategy,
-                    mark.stamp if mark else None,
-                    mark.key if mark else None,
-                    rows,
-                )
+                await self._save(driver, record)
 
         await self._manager.run_with_retry(work)
+
+    async def _save(self, driver: Any, record: tuple[str, str, Watermark | None, int]) -> None:
+        """Record a batch's watermark on ``driver``, inside the caller's transaction."""
+        name, strategy, mark, rows = record
+        await driver.execute(
+            self._state.save_sql(),
+            name,
+            strategy,
+            mark.stamp if mark else None,
+            mark.key if mark else None,
+            rows,
+        )

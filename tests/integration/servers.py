@@ -88,6 +88,12 @@ class ThrowawayMariaDB:
         _wait_for_port(self.port, 60)
         self.sql("SELECT 1")  # accepting queries, not just connections
 
+    def restart(self, down_for: float = 2.0) -> None:
+        """Stop, stay down ``down_for`` seconds, start again (same data)."""
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
@@ -156,6 +162,12 @@ class ThrowawayPostgres:
             "start",
         )
         _wait_for_port(self.port, 60)
+
+    def restart(self, down_for: float = 2.0) -> None:
+        """Stop, stay down ``down_for`` seconds, start again (same data)."""
+        self.stop()
+        time.sleep(down_for)
+        self.start()
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):

@@ -213,21 +213,13 @@ async def test_mariadb_restart_mid_job() -> None:
         env["TEST_MYSQL_REPLICATION_USER"] = "aioetl"
         env["TEST_MYSQL_REPLICATION_PASSWORD"] = "aioetl_local"
         settings = await _settings(env)
-
-        def restart() -> None:
-            server.stop()
-            import time
-
-            time.sleep(2)
-            server.start()
-
         async with (
             _engine(_url(env, "OPENDENTAL_SOURCE", "mysql+aiomysql")) as source,
             _engine(_url(env, "MYSQL_REPLICATION", "mysql+aiomysql")) as replica,
             _engine(_url(env, "POSTGRES_ANALYTICS", "postgresql+asyncpg")) as warehouse,
         ):
             await _reset_targets(replica, warehouse)
-            results = await _restart_mid_job(settings, restart, after_rows=40_000)
+            results = await _restart_mid_job(settings, server.restart, after_rows=40_000)
             if not all(r.ok for r in results):
                 assert all(r.error for r in results if not r.ok)
                 results = await _replicate(settings)
@@ -246,14 +238,6 @@ async def test_postgres_restart_mid_job() -> None:
             TEST_POSTGRES_ANALYTICS_PASSWORD="aioetl_local",
         )
         settings = await _settings(env)
-
-        def restart() -> None:
-            server.stop()
-            import time
-
-            time.sleep(2)
-            server.start()
-
         async with (
             _engine(admin_url()) as admin,
             _engine(_url(env, "MYSQL_REPLICATION", "mysql+aiomysql")) as replica,
@@ -265,7 +249,7 @@ async def test_postgres_restart_mid_job() -> None:
                 await conn.execute(text(FILL))
             await _reset_targets(replica, warehouse)
             # Restart PostgreSQL once the replica is done and the warehouse leg is running.
-            results = await _restart_mid_job(settings, restart, after_rows=ROWS + 40_000)
+            results = await _restart_mid_job(settings, server.restart, after_rows=ROWS + 40_000)
             if not all(r.ok for r in results):
                 assert all(r.error for r in results if not r.ok)
                 results = await _replicate(settings)
