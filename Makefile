@@ -12,7 +12,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	bash .ci/venv.sh $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev,asyncmy]'
+	$(BIN)/pip install --quiet -e '.[test,dev,asyncmy,bench]'
 	touch $@
 
 services: install
@@ -29,6 +29,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict aioetl
+
+# The benchmarks (about 12 minutes): writes benchmarks/RESULTS.md. Not part of `make test`,
+# which runs them only with tiny sizes (tests/integration/test_benchmarks_smoke.py).
+bench: services
+	$(WITH_ENV) $(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 demo: services
 	$(WITH_ENV) $(BIN)/aioetl demo-data

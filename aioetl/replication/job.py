@@ -257,6 +257,10 @@ class Replicator:
             except (AioEtlError, OSError) as exc:
                 leg.error = str(exc)
                 logger.error("%s → %s failed: %s", name, leg_name, exc)
+            except Exception as exc:
+                # A bug must not stop the other tables; its traceback goes to the log.
+                leg.error = f"unexpected {type(exc).__name__}: {exc}"
+                logger.exception("%s → %s failed unexpectedly", name, leg_name)
             finally:
                 leg.seconds = time.monotonic() - started
             self.listener.finished(name, leg)
