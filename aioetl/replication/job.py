@@ -373,20 +373,25 @@ class Replicator:
         def writer(into: str, *, record: bool) -> Callable[[Page], Awaitable[None]]:
             async def write(page: Page) -> None:
                 await sink.write(into, page, record=record)
-                last[0] = page.last or last[0]
+                if record:
+                    last[0] = page.last
                 self._advance(name, leg, page.rows)
 
             return write
 
-        async def whole(into: str) -> None:
-            since = await changes.latest_stamp() if changes else None
-            await _pipelined(ranges.pages(), writer(into, record=changes is None))
-            if changes is not None and since is not None:
-                await _pipelined(changes.pages(since=since), writer(into, record=True))
+        async def whole(into: str, *, live: bool) -> None:
+            start = await changes.starting_point() if changes else None
+            await _pipelined(ranges.pages(), writer(into, record=changes is None and live))
+            if changes is not None and start is not None:
+                # The bulk pass is complete: from here on, only what changed meanwhile.
+                last[0] = start
+                if live:
+                    await sink.save_watermark(start)
+                await _pipelined(changes.pages(start), writer(into, record=live))
 
         if full:
             into = await sink.begin_full()
-            await whole(into)
+            await whole(into, live=False)
             await sink.finish_full(into, last[0] if config["incremental_column"] else None)
             return
         await sink.ensure()
@@ -394,7 +399,7 @@ class Replicator:
         if changes is None:
             await _pipelined(ranges.pages(mark.key if mark else None), writer(name, record=True))
         elif mark is None:
-            await whole(name)
+            await whole(name, live=True)
         else:
             since = _lookback(mark.stamp, config["lookback_days"])
             pages = changes.pages(None, since=since) if since else changes.pages(mark)

@@ -15,6 +15,7 @@ page is short, so a MyISAM table is never locked for long.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,14 @@ from aioetl.replication.columns import Column, ZeroDates
 from aioetl.replication.rendering import Target, line_expression, quote_mysql
 from aioetl.replication.state import Watermark
 
-__all__ = ["GROUP_CONCAT_SESSION", "KeyRangeReader", "Page", "StampReader"]
+__all__ = [
+    "AFTER_EVERY_KEY",
+    "BEFORE_EVERY_KEY",
+    "GROUP_CONCAT_SESSION",
+    "KeyRangeReader",
+    "Page",
+    "StampReader",
+]
 
 logger = logging.getLogger("aioetl.replication")
 
@@ -43,6 +51,13 @@ _PAGE_FILL: Final = 0.7
 _ASSUMED_LIMIT: Final = 16 * 1024 * 1024
 #: A key range grows at most this much from one page to the next.
 _MAX_GROWTH: Final = 4
+#: Keys beyond any real one: a watermark (stamp, AFTER_EVERY_KEY) means "every row with
+#: this stamp is copied", (stamp, BEFORE_EVERY_KEY) "none of them is".
+AFTER_EVERY_KEY: Final = 2**63 - 1
+BEFORE_EVERY_KEY: Final = -(2**63)
+#: How long a copy may wait for the server's clock to pass the newest stamp.
+_SETTLE_TRIES: Final = 12
+_SETTLE_PAUSE: Final = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,13 +197,27 @@ class StampReader(_Reader):
             return f"{self._stamp} >= :since", {"since": since}
         return "", {}
 
-    async def latest_stamp(self) -> str | None:
-        """The newest stamp in the table now (a bulk copy's starting point for changes)."""
-        result = await self._manager.execute_with_retry(
-            f"SELECT CAST(MAX({self._stamp}) AS CHAR) FROM {self._from}"  # noqa: S608
+    async def starting_point(self) -> Watermark | None:
+        """Where changes start for a copy that begins now: ``None`` for an empty table.
+
+        Rows are read whole while they may still change; any change made meanwhile gets a
+        newer stamp. So once the server's clock has passed the newest stamp (stamps are set
+        by the server), a change is exactly a stamp after it, and the rows sharing that
+        newest stamp need not be read twice. If the clock has not passed it within a
+        moment (a clock set back), the rows at the newest stamp are read again instead.
+        """
+        sql = (
+            f"SELECT CAST(MAX({self._stamp}) AS CHAR), MAX({self._stamp}) < NOW() "  # noqa: S608
+            f"FROM {self._from}"
         )
-        value = result.scalar()
-        return None if value is None else str(value)
+        for _ in range(_SETTLE_TRIES):
+            newest, settled = (await self._manager.execute_with_retry(sql)).one()
+            if newest is None:
+                return None
+            if settled:
+                return Watermark(key=AFTER_EVERY_KEY, stamp=str(newest))
+            await asyncio.sleep(_SETTLE_PAUSE)
+        return Watermark(key=BEFORE_EVERY_KEY, stamp=str(newest))
 
     async def pages(
         self, start: Watermark | None = None, *, since: str | None = None

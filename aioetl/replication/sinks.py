@@ -33,6 +33,9 @@ class Sink(Protocol):
     async def write(self, into: str, page: Page, *, record: bool) -> None:
         """Upsert a page into ``into``; with ``record``, advance the watermark to it."""
 
+    async def save_watermark(self, mark: Watermark) -> None:
+        """Record ``mark`` (the rows before it are committed)."""
+
     async def begin_full(self) -> str:
         """Start a rebuild; returns the name of the table to fill."""
 
@@ -76,6 +79,9 @@ class ReplicaSink:
             # MyISAM has no transactions: the mark follows the committed rows, and a
             # crash in between only makes the next run upsert these rows again.
             await self._store.save(self._name, self._strategy, page.last, page.rows)
+
+    async def save_watermark(self, mark: Watermark) -> None:
+        await self._store.save(self._name, self._strategy, mark, 0)
 
     async def begin_full(self) -> str:
         await self._store.ensure()
@@ -130,6 +136,9 @@ class WarehouseSink:
     async def write(self, into: str, page: Page, *, record: bool) -> None:
         mark = (self._name, self._strategy, page.last, page.rows) if record else None
         self._upsert = await self._writer.load(into, page.body, upsert=self._upsert, record=mark)
+
+    async def save_watermark(self, mark: Watermark) -> None:
+        await self._store.save(self._manager, self._name, self._strategy, mark)
 
     async def begin_full(self) -> str:
         await self._store.ensure(self._manager)

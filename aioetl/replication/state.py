@@ -119,6 +119,24 @@ class PostgresStateStore:
             return None
         return Watermark(key=int(row[0]), stamp=row[1])
 
+    async def save(
+        self, manager: ConnectionManager, table: str, strategy: str, mark: Watermark | None
+    ) -> None:
+        """Record ``mark`` on its own (rows already committed by earlier transactions)."""
+
+        async def work(conn: Any) -> None:
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.execute(
+                self.save_sql(),
+                table,
+                strategy,
+                mark.stamp if mark else None,
+                mark.key if mark else None,
+                0,
+            )
+
+        await manager.run_with_retry(work)
+
     def save_sql(self) -> str:
         """An asyncpg statement ($1…$5) that records a batch; run it in the batch's transaction."""
         return (
