@@ -13,7 +13,7 @@ import datetime as dt
 import enum
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -45,6 +45,9 @@ __all__ = [
 logger = logging.getLogger("aioetl.replication")
 
 _STAMP_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
+#: Tables smaller than this are copied by one reader: a second would cost more than it gives.
+PARALLEL_MIN_ROWS: Final = 50_000
+Split = Callable[[], contextlib.AbstractAsyncContextManager[tuple[ConnectionManager, "Sink"]]]
 #: Pages read ahead of the writer: reading the next page overlaps writing this one.
 _READ_AHEAD: Final = 1
 
@@ -136,10 +139,40 @@ def _lookback(stamp: str | None, days: int) -> str | None:
     return (moment - dt.timedelta(days=days)).strftime(_STAMP_FORMAT)
 
 
+async def _together(*work: Awaitable[None]) -> None:
+    """Run side by side; the first error cancels the rest and is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for item in work:
+                group.create_task(_awaited(item))
+    except BaseExceptionGroup as group:
+        # Report the cause, not the cancellations it led to.
+        errors = _leaves(group)
+        causes = [e for e in errors if not isinstance(e, asyncio.CancelledError)]
+        raise (causes or errors)[0] from None
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for error in group.exceptions:
+        found.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return found
+
+
+async def _awaited(item: Awaitable[None]) -> None:
+    await item
+
+
 async def _pipelined(
     pages: AsyncGenerator[Page, None], write: Callable[[Page], Awaitable[None]]
 ) -> None:
-    """Write pages while the next one is read; the first error stops both."""
+    """Write pages while the next one is read; the first error stops both and is raised."""
+    await _together(_overlap(pages, write))
+
+
+async def _overlap(
+    pages: AsyncGenerator[Page, None], write: Callable[[Page], Awaitable[None]]
+) -> None:
     queue: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=_READ_AHEAD)
 
     async def produce() -> None:
@@ -330,7 +363,19 @@ class Replicator:
             sink = WarehouseSink(
                 dst, schema, table, key, config["extraction_strategy"], exists=existing is not None
             )
-            await self._copy(src, table, config, sink, leg, full=full)
+
+            @contextlib.asynccontextmanager
+            async def split() -> AsyncIterator[tuple[ConnectionManager, Sink]]:
+                # The replica is ours (no rate limit): a second reader may share the work.
+                async with (
+                    ConnectionManager(
+                        engines["replica"], session_statements=[GROUP_CONCAT_SESSION]
+                    ) as other_source,
+                    ConnectionManager(engines["warehouse"]) as other_target,
+                ):
+                    yield other_source, sink.sibling(other_target)
+
+            await self._copy(src, table, config, sink, leg, full=full, split=split)
         if self.options.reconcile:
             async with (
                 ConnectionManager(
@@ -349,12 +394,16 @@ class Replicator:
         leg: LegResult,
         *,
         full: bool,
+        split: Split | None = None,
     ) -> None:
         """Copy ``table`` into ``sink``: whole (``full``), or what changed since the mark.
 
         Whole copies walk key ranges (cheap for the server); a stamped table then reads
         the changes made while it was copied, from the newest stamp seen at the start,
         and records a (stamp, key) watermark. Changes are read in (stamp, key) order.
+        With ``split`` (a second reader and writer), a bulk pass that records no watermark
+        reads the upper half of the keys on the second pair of connections: rendering
+        rows is the reading server's work, and two page queries use two of its cores.
         """
         name = table.name
         key, stamp = self._keys(config, table)
@@ -370,18 +419,43 @@ class Replicator:
         self.listener.started(name, leg.leg, table.rows)
         last: list[Watermark | None] = [None]
 
-        def writer(into: str, *, record: bool) -> Callable[[Page], Awaitable[None]]:
+        def writer(
+            into: str, *, record: bool, to: Sink | None = None
+        ) -> Callable[[Page], Awaitable[None]]:
+            target = to or sink
+
             async def write(page: Page) -> None:
-                await sink.write(into, page, record=record)
+                await target.write(into, page, record=record)
                 if record:
                     last[0] = page.last
                 self._advance(name, leg, page.rows)
 
             return write
 
+        async def bulk(into: str, *, record: bool) -> None:
+            """Every row, by key ranges; split over two connections where allowed."""
+            edges = await ranges.bounds() if split and not record else None
+            if edges is None or table.rows < PARALLEL_MIN_ROWS or split is None:
+                await _pipelined(ranges.pages(), writer(into, record=record))
+                return
+            middle = (edges[0] + edges[1]) // 2
+
+            async def upper_half() -> None:
+                assert split is not None
+                async with split() as (other_source, other_sink):
+                    reader = KeyRangeReader(other_source, name, table.columns, **common)
+                    await _pipelined(
+                        reader.pages(middle), writer(into, record=False, to=other_sink)
+                    )
+
+            await _together(
+                _pipelined(ranges.pages(edges[0] - 1, until=middle), writer(into, record=False)),
+                upper_half(),
+            )
+
         async def whole(into: str, *, live: bool) -> None:
             start = await changes.starting_point() if changes else None
-            await _pipelined(ranges.pages(), writer(into, record=changes is None and live))
+            await bulk(into, record=changes is None and live)
             if changes is not None and start is not None:
                 # The bulk pass is complete: from here on, only what changed meanwhile.
                 last[0] = start

@@ -124,18 +124,37 @@ def _bytes(body: Any) -> bytes:
 class KeyRangeReader(_Reader):
     """Reads a table in primary-key ranges of about ``batch_size`` rows."""
 
-    async def pages(self, after: int | None = None) -> AsyncGenerator[Page, None]:
-        """Pages of every row with a key above ``after`` (all rows when ``None``)."""
-        where = f" WHERE {self._key} > :after" if after is not None else ""
+    async def bounds(self) -> tuple[int, int] | None:
+        """The lowest and highest key now, or ``None`` for an empty table."""
+        low, high = (
+            await self._manager.execute_with_retry(
+                f"SELECT MIN({self._key}), MAX({self._key}) FROM {self._from}"  # noqa: S608
+            )
+        ).one()
+        return None if low is None else (int(low), int(high))
+
+    async def pages(
+        self, after: int | None = None, *, until: int | None = None
+    ) -> AsyncGenerator[Page, None]:
+        """Pages of every row with a key above ``after`` (all rows when ``None``) and, with
+        ``until``, at most ``until``; without it, up to the end (rows added meanwhile too)."""
+        conditions, params = [], {}
+        if after is not None:
+            conditions.append(f"{self._key} > :after")
+            params["after"] = after
+        if until is not None:
+            conditions.append(f"{self._key} <= :until")
+            params["until"] = until
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         bounds = await self._manager.execute_with_retry(
             f"SELECT MIN({self._key}), MAX({self._key}), COUNT(*) FROM {self._from}{where}",  # noqa: S608
-            {"after": after} if after is not None else {},
+            params,
         )
         low, high, count = bounds.one()
         if not count:
             return
         lo = int(after) if after is not None else int(low) - 1
-        high = int(high)
+        high = int(high) if until is None else until
         span = max(1, self.page_rows * (high - lo) // int(count))
         sql = (
             f"SELECT COUNT(*), MAX({self._key}), GROUP_CONCAT({self._line} SEPARATOR X'0A'), "  # noqa: S608
@@ -144,6 +163,8 @@ class KeyRangeReader(_Reader):
         )
         while True:
             if lo >= high:
+                if until is not None:
+                    return
                 # Rows may have arrived while we read: look once more past the end.
                 newest = await self._manager.execute_with_retry(
                     f"SELECT MAX({self._key}) FROM {self._from}"  # noqa: S608
@@ -152,7 +173,8 @@ class KeyRangeReader(_Reader):
                 if latest is None or int(latest) <= lo:
                     return
                 high = int(latest)
-            row = await self._fetch(sql, {"lo": lo, "hi": lo + span})
+            hi = lo + span if until is None else min(lo + span, until)
+            row = await self._fetch(sql, {"lo": lo, "hi": hi})
             if row is None:
                 span = max(1, span // 2)
                 self._overflowed()
@@ -163,7 +185,7 @@ class KeyRangeReader(_Reader):
                 growth = self.page_rows / rows
             else:
                 growth = _MAX_GROWTH
-            lo += span
+            lo = hi
             span = max(1, int(span * min(growth, _MAX_GROWTH)))
 
 

@@ -122,6 +122,18 @@ class WarehouseSink:
         # with an existing key switches to upserting for good.
         self._upsert = True
 
+    def sibling(self, manager: ConnectionManager) -> WarehouseSink:
+        """The same table through another connection (for a second writer)."""
+        other = WarehouseSink.__new__(WarehouseSink)
+        other._manager = manager
+        other._name = self._name
+        other._strategy = self._strategy
+        other._exists = self._exists
+        other._store = self._store
+        other._writer = self._writer.on(manager)
+        other._upsert = self._upsert
+        return other
+
     async def ensure(self) -> None:
         await self._store.ensure(self._manager)
         if not self._exists:

@@ -117,6 +117,10 @@ class WarehouseWriter:
         self._key = key
         self._state = state
 
+    def on(self, manager: ConnectionManager) -> WarehouseWriter:
+        """The same writer on another connection."""
+        return WarehouseWriter(manager, self._schema, self._columns, self._key, self._state)
+
     def _qualified(self, table: str) -> str:
         return f"{quote_postgres(self._schema)}.{quote_postgres(table)}"
 
