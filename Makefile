@@ -30,7 +30,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict aioetl
 
-# The benchmarks (about 12 minutes): writes benchmarks/RESULTS.md. Not part of `make test`,
+# The benchmarks (about 10 minutes): writes benchmarks/RESULTS.md. Not part of `make test`,
 # which runs them only with tiny sizes (tests/integration/test_benchmarks_smoke.py).
 bench: services
 	$(WITH_ENV) $(BIN)/python -m benchmarks $(BENCH_ARGS)

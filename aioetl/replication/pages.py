@@ -49,6 +49,8 @@ GROUP_CONCAT_SESSION: Final = (
 #: Aim a page at this share of the GROUP_CONCAT limit; halve it when a page overflows.
 _PAGE_FILL: Final = 0.7
 _ASSUMED_LIMIT: Final = 16 * 1024 * 1024
+#: A cut body ends within a character (at most 4 bytes in utf8mb4) of the limit.
+_CUT_MARGIN: Final = 4
 #: A key range grows at most this much from one page to the next.
 _MAX_GROWTH: Final = 4
 #: Keys beyond any real one: a watermark (stamp, AFTER_EVERY_KEY) means "every row with
@@ -97,15 +99,21 @@ class _Reader:
         self.page_rows = max(1, min(batch_size, fitting))
 
     async def _fetch(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """One page's aggregate row, or ``None`` when GROUP_CONCAT was cut short."""
-        row = tuple((await self._manager.execute_with_retry(sql, params)).one())
+        """One page's aggregate row, body as bytes, or ``None`` when GROUP_CONCAT was cut.
+
+        The server cuts a GROUP_CONCAT at ``group_concat_max_len`` bytes (at a character
+        boundary): a body within a few bytes of the limit may have lost rows.
+        """
+        row = list((await self._manager.execute_with_retry(sql, params)).one())
         count, body, limit = int(row[0]), row[-2], int(row[-1])
-        if body is not None and len(body) >= limit:
-            return None
-        if body is not None and count:
-            fitting = int(limit * _PAGE_FILL * count / max(len(body), 1))
-            self.page_rows = max(1, min(self._batch_size, fitting))
-        return row
+        if body is not None:
+            body = row[-2] = _bytes(body)
+            if len(body) > limit - _CUT_MARGIN:
+                return None
+            if count:
+                fitting = int(limit * _PAGE_FILL * count / max(len(body), 1))
+                self.page_rows = max(1, min(self._batch_size, fitting))
+        return tuple(row)
 
     def _overflowed(self) -> None:
         if self.page_rows == 1:
@@ -157,7 +165,8 @@ class KeyRangeReader(_Reader):
         high = int(high) if until is None else until
         span = max(1, self.page_rows * (high - lo) // int(count))
         sql = (
-            f"SELECT COUNT(*), MAX({self._key}), GROUP_CONCAT({self._line} SEPARATOR X'0A'), "  # noqa: S608
+            f"SELECT COUNT(*), MAX({self._key}), "  # noqa: S608 - quoted identifiers only
+            f"CAST(GROUP_CONCAT({self._line} SEPARATOR X'0A') AS BINARY), "
             f"@@group_concat_max_len FROM {self._from} "
             f"WHERE {self._key} > :lo AND {self._key} <= :hi"
         )
@@ -181,7 +190,7 @@ class KeyRangeReader(_Reader):
                 continue
             rows, last_key, body = int(row[0]), row[1], row[2]
             if rows:
-                yield Page(rows=rows, body=_bytes(body), last=Watermark(key=int(last_key)))
+                yield Page(rows=rows, body=body, last=Watermark(key=int(last_key)))
                 growth = self.page_rows / rows
             else:
                 growth = _MAX_GROWTH
@@ -206,7 +215,8 @@ class StampReader(_Reader):
         return (
             "SELECT COUNT(*), CAST(MAX(s) AS CHAR), CAST(SUBSTRING_INDEX("  # noqa: S608
             "GROUP_CONCAT(k ORDER BY s DESC, k DESC SEPARATOR ','), ',', 1) AS SIGNED), "
-            f"GROUP_CONCAT(line SEPARATOR X'0A'), @@group_concat_max_len FROM ({inner}) AS page"
+            "CAST(GROUP_CONCAT(line SEPARATOR X'0A') AS BINARY), @@group_concat_max_len "
+            f"FROM ({inner}) AS page"
         )
 
     def _after(self, mark: Watermark | None, since: str | None) -> tuple[str, dict[str, Any]]:
@@ -257,6 +267,6 @@ class StampReader(_Reader):
             if rows == 0:
                 return
             mark = Watermark(key=int(last_key), stamp=str(last_stamp))
-            yield Page(rows=rows, body=_bytes(body), last=mark)
+            yield Page(rows=rows, body=body, last=mark)
             if rows < self.page_rows:
                 return

@@ -456,3 +456,46 @@ async def test_full_reload_replaces_atomically(
             )
         ).scalar()
     assert leftovers == 0
+
+
+async def test_pages_cut_by_group_concat_are_detected_and_split(
+    admin: AsyncEngine, aioetl_source_engine: AsyncEngine
+) -> None:
+    """With a 1,000-byte GROUP_CONCAT limit and multi-byte text, every page that would be
+    cut is read again smaller: all rows arrive, none twice."""
+    from aioetl import create_connection_manager
+    from aioetl.replication.catalog import mysql_table
+    from aioetl.replication.columns import ZeroDates
+    from aioetl.replication.pages import KeyRangeReader, StampReader
+    from aioetl.replication.rendering import Target
+
+    await _execute(
+        admin,
+        "DROP TABLE IF EXISTS rt_cut",
+        "CREATE TABLE rt_cut (Id bigint PRIMARY KEY, Name varchar(40), Stamp datetime) "
+        "ENGINE=MyISAM DEFAULT CHARSET=utf8mb3",
+        "INSERT INTO rt_cut SELECT seq, REPEAT('é', 10 + seq % 7), '2024-01-01' FROM seq_1_to_300",
+    )
+    async with create_connection_manager(
+        aioetl_source_engine,
+        rate_limit=0,
+        session_statements=["SET SESSION group_concat_max_len = 1000"],
+    ) as manager:
+        table = await mysql_table(manager, "rt_cut")
+        assert table is not None
+        common: dict[str, Any] = {
+            "key": "Id",
+            "target": Target.POSTGRES,
+            "zero_dates": ZeroDates.NULL,
+            "batch_size": 10_000,
+        }
+        for reader in (
+            KeyRangeReader(manager, "rt_cut", table.columns, **common),
+            StampReader(manager, "rt_cut", table.columns, stamp="Stamp", **common),
+        ):
+            pages = [page async for page in reader.pages()]
+            assert all(len(page.body) <= 1000 for page in pages)
+            ids = [int(line.split(b",")[0]) for page in pages for line in page.body.split(b"\n")]
+            assert sorted(ids) == list(range(1, 301)), type(reader).__name__
+            assert sum(page.rows for page in pages) == 300
+    await _execute(admin, "DROP TABLE rt_cut")

@@ -1,0 +1,218 @@
+"""1. Layer overhead: sequential ``SELECT 1`` round trips on loopback.
+
+For each database and driver, three ways to run the same statement in its own
+transaction, each on its own connection held for the whole run:
+
+* the raw driver connection (aiomysql / asyncmy cursor + COMMIT, asyncpg
+  ``transaction()`` + ``fetchval``);
+* a held SQLAlchemy ``AsyncConnection``: ``begin()``, ``execute()``, ``commit()`` — the
+  baseline, since aioetl is built on SQLAlchemy;
+* ``ConnectionManager.execute_with_retry`` with the rate limit off (retries, statement
+  deadline and error translation on, as users get them).
+
+Calls are timed one by one; variants run in interleaved rounds so the drift of a shared
+machine spreads over all of them. Reported: median µs per call and the ratio to the
+SQLAlchemy baseline (target ≤ 1.10x).
+"""
+
+from __future__ import annotations
+
+import gc
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from aioetl import ConnectionFactory, ConnectionManager, DatabaseType, PostgresSchema
+from benchmarks.common import (
+    TIMES,
+    BenchEnv,
+    Section,
+    Sizes,
+    Table,
+    Target,
+    interleaved,
+    median,
+)
+
+__all__ = ["run"]
+
+KEY: Final = "overhead"
+TITLE: Final = "1. Layer overhead"
+TARGET_RATIO: Final = 1.10
+_WARM_UP: Final = 100
+_STATEMENT: Final = "SELECT 1"
+_RAW, _SQLALCHEMY, _MANAGER = "raw driver", "SQLAlchemy AsyncConnection", "ConnectionManager"
+#: Diagnostic: the manager without its per-statement deadline (``asyncio.timeout``).
+_NO_DEADLINE: Final = "ConnectionManager, statement_timeout=0 (diagnostic)"
+_VARIANTS: Final = (_RAW, _SQLALCHEMY, _MANAGER, _NO_DEADLINE)
+
+Call = Callable[[], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Database:
+    label: str
+    db_type: DatabaseType
+    driver: str  # aiomysql, asyncmy or asyncpg
+
+
+_DATABASES: Final = (
+    _Database("MariaDB source, aiomysql", DatabaseType.SOURCE, "aiomysql"),
+    _Database("MariaDB source, asyncmy", DatabaseType.SOURCE, "asyncmy"),
+    _Database("PostgreSQL warehouse, asyncpg", DatabaseType.ANALYTICS, "asyncpg"),
+)
+
+
+def _raw_call(driver: str, raw: Any) -> Call:
+    """The statement in its own transaction, written against the driver itself."""
+    if driver == "asyncpg":
+
+        async def pg() -> Any:
+            async with raw.transaction():
+                return await raw.fetchval(_STATEMENT)
+
+        return pg
+
+    cursor: Any = None
+
+    async def mysql() -> Any:
+        nonlocal cursor
+        if cursor is None:
+            # aiomysql's cursor() is awaitable, asyncmy's returns the cursor itself.
+            made = raw.cursor()
+            cursor = await made if inspect.isawaitable(made) else made
+        await cursor.execute(_STATEMENT)
+        rows = await cursor.fetchall()
+        await raw.commit()
+        return rows[0][0]
+
+    return mysql
+
+
+def _sqlalchemy_call(conn: AsyncConnection) -> Call:
+    statement = text(_STATEMENT)
+
+    async def call() -> Any:
+        transaction = await conn.begin()
+        result = await conn.execute(statement)
+        await transaction.commit()
+        return result.scalar()
+
+    return call
+
+
+def _manager_call(manager: ConnectionManager) -> Call:
+    async def call() -> Any:
+        return (await manager.execute_with_retry(_STATEMENT)).scalar()
+
+    return call
+
+
+async def _time_calls(call: Call, count: int, into: list[float]) -> None:
+    clock = time.perf_counter_ns
+    for _ in range(count):
+        started = clock()
+        await call()
+        into.append((clock() - started) / 1000)
+
+
+async def _measure(
+    engine: AsyncEngine, database: _Database, sizes: Sizes
+) -> dict[str, list[float]]:
+    timings: dict[str, list[float]] = {variant: [] for variant in _VARIANTS}
+    async with (
+        engine.connect() as raw_holder,
+        engine.connect() as sqlalchemy_conn,
+        ConnectionManager(engine, rate_limit=0) as manager,
+        ConnectionManager(engine, rate_limit=0, statement_timeout=0) as no_deadline,
+    ):
+        raw = (await raw_holder.get_raw_connection()).driver_connection
+        await raw_holder.commit()
+        calls = {
+            _RAW: _raw_call(database.driver, raw),
+            _SQLALCHEMY: _sqlalchemy_call(sqlalchemy_conn),
+            _MANAGER: _manager_call(manager),
+            _NO_DEADLINE: _manager_call(no_deadline),
+        }
+        for call in calls.values():
+            await _time_calls(call, _WARM_UP, [])
+        per_round = max(1, sizes.round_trips // sizes.overhead_rounds)
+        for _, variant in interleaved(_VARIANTS, sizes.overhead_rounds):
+            gc.collect()
+            await _time_calls(calls[variant], per_round, timings[variant])
+    return timings
+
+
+async def _engine(bench: BenchEnv, database: _Database) -> AsyncEngine:
+    driver = "aiomysql" if database.driver == "asyncpg" else database.driver
+    settings = await bench.settings({}, driver=driver)
+    schema = PostgresSchema.RAW if database.db_type is DatabaseType.ANALYTICS else None
+    return await ConnectionFactory.get_engine(settings, database.db_type, schema)
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def run(bench: BenchEnv, sizes: Sizes, shared: dict[str, Any]) -> Section:
+    """Measure every database's three variants; one table, one target per database."""
+    section = Section(KEY, TITLE)
+    section.text.append(
+        f"{sizes.round_trips:,} sequential `{_STATEMENT}` calls per variant, each in its own "
+        f"transaction, over loopback; {sizes.overhead_rounds} interleaved rounds. Median and "
+        "90th percentile per call; ratio = median / median of the SQLAlchemy baseline. "
+        "ConnectionManager runs with `rate_limit=0` and its defaults otherwise (retries, "
+        "statement deadline, error translation)."
+    )
+    table = Table(
+        "Round trip per call (µs)",
+        ["database", "variant", "median µs", "p90 µs", "ratio to SQLAlchemy"],
+    )
+    try:
+        for database in _DATABASES:
+            engine = await _engine(bench, database)
+            timings = await _measure(engine, database, sizes)
+            baseline = median(timings[_SQLALCHEMY])
+            for variant in _VARIANTS:
+                value = median(timings[variant])
+                table.add(
+                    database.label,
+                    variant,
+                    f"{value:.1f}",
+                    f"{_percentile(timings[variant], 0.9):.1f}",
+                    f"{value / baseline:.3f}{TIMES}",
+                )
+            section.targets.append(
+                Target(
+                    f"ConnectionManager / SQLAlchemy, {database.label}",
+                    median(timings[_MANAGER]) / baseline,
+                    TARGET_RATIO,
+                    kind="at_most",
+                    unit=TIMES,
+                )
+            )
+            added = median(timings[_MANAGER]) - baseline
+            deadline = median(timings[_MANAGER]) - median(timings[_NO_DEADLINE])
+            section.profile.append(
+                f"- {database.label}: SQLAlchemy adds {baseline - median(timings[_RAW]):.1f} µs "
+                f"to the raw driver's round trip; ConnectionManager adds {added:.1f} µs to "
+                f"SQLAlchemy, of which the per-statement deadline (`asyncio.timeout`) is "
+                f"{deadline:.1f} µs. The retry loop (tenacity) and the limiter are never "
+                "entered on the happy path."
+            )
+    finally:
+        await ConnectionFactory.dispose_all()
+    section.tables.append(table)
+    return section
+
+
+if __name__ == "__main__":
+    from benchmarks.__main__ import standalone
+
+    standalone(KEY)
