@@ -47,6 +47,7 @@ async def _check(
     try:
         engine = await ConnectionFactory.get_engine(settings, db_type, schema)
         async with ConnectionManager(engine, max_retries=CHECK_RETRIES, rate_limit=0) as manager:
+            reason = ""
             started = time.perf_counter()
             await manager.execute_with_retry("SELECT 1")
             latency = (time.perf_counter() - started) * 1000
@@ -59,15 +60,9 @@ async def _check(
                 ).one()
                 version, read_only = str(row[0]).split()[0], row[1] == "on"
                 if row[2] != config["schema"]:
-                    return ConnectionCheck(
-                        label,
-                        where,
-                        False,
-                        version,
-                        latency,
-                        read_only,
+                    reason = (
                         f"schema {config['schema']!r} does not exist or is not usable "
-                        f"by {config['user']!r}",
+                        f"by {config['user']!r}"
                     )
             else:
                 version = str((await manager.execute_with_retry("SELECT VERSION()")).scalar())
@@ -79,16 +74,8 @@ async def _check(
                 ).fetchall()
                 read_only = any(str(value).upper() in {"ON", "1"} for _, value in flags)
             if db_type is DatabaseType.SOURCE and not read_only:
-                return ConnectionCheck(
-                    label,
-                    where,
-                    False,
-                    version,
-                    latency,
-                    read_only,
-                    "the source session is not read-only",
-                )
-            return ConnectionCheck(label, where, True, version, latency, read_only)
+                reason = "the source session is not read-only"
+            return ConnectionCheck(label, where, not reason, version, latency, read_only, reason)
     except AioEtlError as exc:
         return ConnectionCheck(label, where, False, reason=_reason(exc))
 

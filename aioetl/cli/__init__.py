@@ -167,24 +167,21 @@ def replicate(
 @click.option("--seed", type=int, default=None, help="Default: 42 (same seed, same clinic).")
 def demo_data(environment: str | None, patients: int | None, seed: int | None) -> None:
     """Create a synthetic OpenDental clinic in the source database (needs the admin user)."""
-    from sqlalchemy.engine import URL
     from sqlalchemy.ext.asyncio import create_async_engine
 
+    from aioetl.config.settings import DatabaseType
+    from aioetl.core.engine_options import engine_spec
     from aioetl.demo import DEFAULT_PATIENTS, DEFAULT_SEED, create_demo_clinic
 
     async def run() -> dict[str, int]:
         settings = await Settings.load(environment)
         config = settings.get_source_admin_connection_config()
-        url = URL.create(
-            "mysql+aiomysql",
-            username=config["user"],
-            password=config["password"],
-            host=config["host"],
-            port=config["port"],
-            database=config["database"],
-            query={"charset": "utf8mb4"},
-        )
-        engine = create_async_engine(url, connect_args={"local_infile": True})
+        # A writer's engine (LOAD DATA LOCAL INFILE allowed) on the source database, with
+        # aiomysql, which the demo loader uses: the replica's options are exactly that.
+        config["driver"] = "aiomysql"
+        spec = engine_spec(config, DatabaseType.REPLICATION, settings.environment)
+        url = spec.url
+        engine = create_async_engine(url, **spec.kwargs)
         try:
             return await create_demo_clinic(
                 engine,

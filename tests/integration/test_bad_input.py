@@ -237,7 +237,7 @@ def probe_table() -> Iterator[None]:
         try:
             async with engine.begin() as conn:
                 for statement in statements:
-                    await conn.execute(text(statement))
+                    await conn.execute(text(statement), {"pw": SECRET_USER_PASSWORD})
         finally:
             await engine.dispose()
 
@@ -248,7 +248,7 @@ def probe_table() -> Iterator[None]:
             "DEFAULT current_timestamp()) ENGINE=MyISAM",
             f"INSERT INTO {TABLE} (Id) VALUES (1), (2)",
             "DROP USER IF EXISTS 'aioetl_nosel'@'%'",
-            f"CREATE USER 'aioetl_nosel'@'%' IDENTIFIED BY '{SECRET_USER_PASSWORD}'",
+            "CREATE USER 'aioetl_nosel'@'%' IDENTIFIED BY :pw",
             # The user may read another table of the database, not the probe table.
             f"DROP TABLE IF EXISTS {TABLE}_other",
             f"CREATE TABLE {TABLE}_other (Id bigint PRIMARY KEY) ENGINE=MyISAM",
