@@ -13,9 +13,9 @@ import datetime as dt
 import enum
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,9 +26,12 @@ from aioetl.core.manager import ConnectionManager
 from aioetl.errors import AioEtlError, ReplicationError
 from aioetl.replication.catalog import MySQLTable, mysql_table, postgres_columns
 from aioetl.replication.columns import ZeroDates
+from aioetl.replication.drift import check_drift
+from aioetl.replication.flow import pipelined, together
 from aioetl.replication.pages import GROUP_CONCAT_SESSION, KeyRangeReader, Page, StampReader
 from aioetl.replication.preflight import preflight
 from aioetl.replication.reconcile import reconcile_mysql, reconcile_postgres
+from aioetl.replication.results import LegResult, ProgressListener, QuietProgress, TableResult
 from aioetl.replication.sinks import ReplicaSink, Sink, WarehouseSink
 from aioetl.replication.state import MySQLStateStore, PostgresStateStore, Watermark
 from aioetl.replication.writers import REPLICA_SESSION
@@ -48,8 +51,6 @@ _STAMP_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 #: Tables smaller than this are copied by one reader: a second would cost more than it gives.
 PARALLEL_MIN_ROWS: Final = 50_000
 Split = Callable[[], contextlib.AbstractAsyncContextManager[tuple[ConnectionManager, "Sink"]]]
-#: Pages read ahead of the writer: reading the next page overlaps writing this one.
-_READ_AHEAD: Final = 1
 
 
 class ReplicationTarget(enum.StrEnum):
@@ -76,59 +77,6 @@ class ReplicationOptions:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
 
 
-@dataclass(slots=True)
-class LegResult:
-    """One table's copy into one target."""
-
-    leg: str
-    rows: int = 0
-    deleted: int = 0
-    seconds: float = 0.0
-    error: str | None = None
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass(slots=True)
-class TableResult:
-    """The outcome of one table across its legs."""
-
-    table: str
-    strategy: str
-    legs: list[LegResult] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(leg.error is None for leg in self.legs)
-
-    @property
-    def error(self) -> str | None:
-        return next((leg.error for leg in self.legs if leg.error), None)
-
-
-class ProgressListener(Protocol):
-    """Told about progress; the CLI draws bars or writes log lines from it."""
-
-    def started(self, table: str, leg: str, estimated_rows: int) -> None: ...
-
-    def advanced(self, table: str, leg: str, rows: int) -> None: ...
-
-    def finished(self, table: str, leg: LegResult) -> None: ...
-
-
-class _Quiet:
-    def started(self, table: str, leg: str, estimated_rows: int) -> None:
-        logger.info("%s → %s: started (about %d rows)", table, leg, estimated_rows)
-
-    def advanced(self, table: str, leg: str, rows: int) -> None:
-        logger.debug("%s → %s: %d rows", table, leg, rows)
-
-    def finished(self, table: str, leg: LegResult) -> None:
-        logger.info("%s → %s: %d rows in %.1fs", table, leg.leg, leg.rows, leg.seconds)
-
-
 def _lookback(stamp: str | None, days: int) -> str | None:
     if stamp is None or days <= 0:
         return None
@@ -137,59 +85,6 @@ def _lookback(stamp: str | None, days: int) -> str | None:
     except ValueError:
         return None  # a zero stamp: nothing older to look back at
     return (moment - dt.timedelta(days=days)).strftime(_STAMP_FORMAT)
-
-
-async def _together(*work: Awaitable[None]) -> None:
-    """Run side by side; the first error cancels the rest and is raised as itself."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            for item in work:
-                group.create_task(_awaited(item))
-    except BaseExceptionGroup as group:
-        # Report the cause, not the cancellations it led to.
-        errors = _leaves(group)
-        causes = [e for e in errors if not isinstance(e, asyncio.CancelledError)]
-        raise (causes or errors)[0] from None
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    found: list[BaseException] = []
-    for error in group.exceptions:
-        found.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
-    return found
-
-
-async def _awaited(item: Awaitable[None]) -> None:
-    await item
-
-
-async def _pipelined(
-    pages: AsyncGenerator[Page, None], write: Callable[[Page], Awaitable[None]]
-) -> None:
-    """Write pages while the next one is read; the first error stops both and is raised."""
-    await _together(_overlap(pages, write))
-
-
-async def _overlap(
-    pages: AsyncGenerator[Page, None], write: Callable[[Page], Awaitable[None]]
-) -> None:
-    queue: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=_READ_AHEAD)
-
-    async def produce() -> None:
-        async with contextlib.aclosing(pages) as stream:
-            async for page in stream:
-                await queue.put(page)
-        await queue.put(None)
-
-    async def consume() -> None:
-        while (page := await queue.get()) is not None:
-            await write(page)
-
-    async with asyncio.TaskGroup() as group:
-        producer = group.create_task(produce())
-        consumer = group.create_task(consume())
-        # If the writer fails the reader must not wait on a full queue forever.
-        consumer.add_done_callback(lambda task: producer.cancel() if task.exception() else None)
 
 
 class Replicator:
@@ -214,7 +109,7 @@ class Replicator:
         if as_null is None:
             as_null = bool(defaults["sentinel_dates_as_null"])
         self.zero_dates = ZeroDates.NULL if as_null else ZeroDates.KEEP
-        self.listener: ProgressListener = listener or _Quiet()
+        self.listener: ProgressListener = listener or QuietProgress()
 
     def ordered(self, tables: Sequence[str] | None = None) -> list[str]:
         """The tables to copy, most important and largest first."""
@@ -327,7 +222,7 @@ class Replicator:
             existing = await mysql_table(dst, name)
             full = self.options.full or config["extraction_strategy"] == "full"
             if existing is not None and not full:
-                _check_drift(
+                check_drift(
                     name, [c.name for c in table.columns], [c.name for c in existing.columns]
                 )
             sink = ReplicaSink(
@@ -359,7 +254,7 @@ class Replicator:
             existing = await postgres_columns(dst, schema, name)
             full = self.options.full or config["extraction_strategy"] == "full"
             if existing is not None and not full:
-                _check_drift(name, [c.name for c in table.columns], existing)
+                check_drift(name, [c.name for c in table.columns], existing)
             sink = WarehouseSink(
                 dst, schema, table, key, config["extraction_strategy"], exists=existing is not None
             )
@@ -436,7 +331,7 @@ class Replicator:
             """Every row, by key ranges; split over two connections where allowed."""
             edges = await ranges.bounds() if split and not record else None
             if edges is None or table.rows < PARALLEL_MIN_ROWS or split is None:
-                await _pipelined(ranges.pages(), writer(into, record=record))
+                await pipelined(ranges.pages(), writer(into, record=record))
                 return
             middle = (edges[0] + edges[1]) // 2
 
@@ -444,12 +339,10 @@ class Replicator:
                 assert split is not None
                 async with split() as (other_source, other_sink):
                     reader = KeyRangeReader(other_source, name, table.columns, **common)
-                    await _pipelined(
-                        reader.pages(middle), writer(into, record=False, to=other_sink)
-                    )
+                    await pipelined(reader.pages(middle), writer(into, record=False, to=other_sink))
 
-            await _together(
-                _pipelined(ranges.pages(edges[0] - 1, until=middle), writer(into, record=False)),
+            await together(
+                pipelined(ranges.pages(edges[0] - 1, until=middle), writer(into, record=False)),
                 upper_half(),
             )
 
@@ -461,7 +354,7 @@ class Replicator:
                 last[0] = start
                 if live:
                     await sink.save_watermark(start)
-                await _pipelined(changes.pages(start), writer(into, record=live))
+                await pipelined(changes.pages(start), writer(into, record=live))
 
         if full:
             into = await sink.begin_full()
@@ -471,24 +364,14 @@ class Replicator:
         await sink.ensure()
         mark = await sink.watermark()
         if changes is None:
-            await _pipelined(ranges.pages(mark.key if mark else None), writer(name, record=True))
+            await pipelined(ranges.pages(mark.key if mark else None), writer(name, record=True))
         elif mark is None:
             await whole(name, live=True)
         else:
             since = _lookback(mark.stamp, config["lookback_days"])
             pages = changes.pages(None, since=since) if since else changes.pages(mark)
-            await _pipelined(pages, writer(name, record=True))
+            await pipelined(pages, writer(name, record=True))
 
     def _advance(self, name: str, leg: LegResult, rows: int) -> None:
         leg.rows += rows
         self.listener.advanced(name, leg.leg, rows)
-
-
-def _check_drift(name: str, source: list[str], target: list[str]) -> None:
-    if [c.lower() for c in source] != [c.lower() for c in target]:
-        added = sorted(set(source) - set(target))
-        dropped = sorted(set(target) - set(source))
-        raise ReplicationError(
-            f"{name}: the columns differ from the source (new: {', '.join(added) or '-'}; "
-            f"gone: {', '.join(dropped) or '-'}); rerun with --full to rebuild the table"
-        )

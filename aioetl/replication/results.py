@@ -1,0 +1,66 @@
+"""What a run produced: one result per table and leg, and the listener told as it goes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = ["LegResult", "ProgressListener", "QuietProgress", "TableResult"]
+
+logger = logging.getLogger("aioetl.replication")
+
+
+@dataclass(slots=True)
+class LegResult:
+    """One table's copy into one target."""
+
+    leg: str
+    rows: int = 0
+    deleted: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(slots=True)
+class TableResult:
+    """The outcome of one table across its legs."""
+
+    table: str
+    strategy: str
+    legs: list[LegResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(leg.error is None for leg in self.legs)
+
+    @property
+    def error(self) -> str | None:
+        return next((leg.error for leg in self.legs if leg.error), None)
+
+
+class ProgressListener(Protocol):
+    """Told about progress; the CLI draws bars or writes log lines from it."""
+
+    def started(self, table: str, leg: str, estimated_rows: int) -> None: ...
+
+    def advanced(self, table: str, leg: str, rows: int) -> None: ...
+
+    def finished(self, table: str, leg: LegResult) -> None: ...
+
+
+class QuietProgress:
+    """The default listener: log lines only."""
+
+    def started(self, table: str, leg: str, estimated_rows: int) -> None:
+        logger.info("%s → %s: started (about %d rows)", table, leg, estimated_rows)
+
+    def advanced(self, table: str, leg: str, rows: int) -> None:
+        logger.debug("%s → %s: %d rows", table, leg, rows)
+
+    def finished(self, table: str, leg: LegResult) -> None:
+        logger.info("%s → %s: %d rows in %.1fs", table, leg.leg, leg.rows, leg.seconds)
