@@ -216,32 +216,43 @@ class ConnectionManager:
                 if self._session:
                     await conn.commit()
             except BaseException:
-                await asyncio.shield(conn.invalidate())
-                await asyncio.shield(conn.close())
+                await asyncio.shield(self._discard(conn))
                 raise
             self._conn = conn
         return self._conn
 
     async def _drop(self, *, invalidate: bool) -> None:
-        """Give the connection back to the pool, or invalidate it if it cannot be trusted."""
+        """Give the connection back to the pool, or invalidate it if it cannot be trusted.
+
+        A cancellation that arrives while the connection is being returned still
+        discards it, and is then raised: a swallowed cancellation would let a cancelled
+        task carry on as if nothing happened (and, in a pipeline, wait forever).
+        """
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        if invalidate or conn.invalidated:
+            await self._discard(conn)
+            return
         try:
-            if invalidate or conn.invalidated:
+            async with asyncio.timeout(RELEASE_TIMEOUT):
+                await conn.close()
+        except asyncio.CancelledError:
+            await asyncio.shield(self._discard(conn))
+            raise
+        except Exception as exc:
+            logger.debug("%s: connection invalidated while releasing it (%s)", self._label, exc)
+            await self._discard(conn)
+
+    async def _discard(self, conn: AsyncConnection) -> None:
+        """Invalidate and close ``conn``; its own errors are logged, a cancellation raised."""
+        try:
+            async with asyncio.timeout(RELEASE_TIMEOUT):
                 if not conn.invalidated:
                     await conn.invalidate()
                 await conn.close()
-                return
-            async with asyncio.timeout(RELEASE_TIMEOUT):
-                await conn.close()
-        except (Exception, asyncio.CancelledError) as exc:
-            logger.debug("%s: connection invalidated while releasing it (%s)", self._label, exc)
-            try:
-                await conn.invalidate()
-                await conn.close()
-            except Exception:
-                logger.debug("%s: could not close an invalidated connection", self._label)
+        except Exception as exc:
+            logger.debug("%s: could not close an invalidated connection (%s)", self._label, exc)
 
     # -- running statements ----------------------------------------------------------
 
@@ -317,8 +328,8 @@ class ConnectionManager:
             transaction = await conn.begin()
             try:
                 result = await conn.execute(statement, params)
-            except BaseException:
-                await self._abandon(conn, transaction)
+            except BaseException as exc:
+                await self._abandon(conn, transaction, exc)
                 raise
             try:
                 await transaction.commit()
@@ -340,12 +351,25 @@ class ConnectionManager:
 
         return await self._bounded(run())
 
-    async def _abandon(self, conn: AsyncConnection, transaction: AsyncTransaction) -> None:
-        """Undo a failed statement; a broken or cancelled connection is not reused."""
+    async def _abandon(
+        self, conn: AsyncConnection, transaction: AsyncTransaction, error: BaseException
+    ) -> None:
+        """Undo a failed statement; a broken or cancelled connection is not reused.
+
+        After a cancellation the server may still be answering the cancelled statement,
+        so a ROLLBACK would read that answer as its own: the connection is discarded.
+        """
         if conn.invalidated:
             return
+        if self._broken(error):
+            await asyncio.shield(self._drop(invalidate=True))
+            return
         try:
-            await asyncio.shield(transaction.rollback())
+            async with asyncio.timeout(RELEASE_TIMEOUT):
+                await asyncio.shield(transaction.rollback())
+        except asyncio.CancelledError:
+            await asyncio.shield(self._drop(invalidate=True))
+            raise
         except Exception:
             await asyncio.shield(self._drop(invalidate=True))
 
@@ -410,8 +434,8 @@ class ConnectionManager:
             transaction = await conn.begin()
             try:
                 result = await self._bounded(conn.stream(executable, params))
-            except BaseException:
-                await self._abandon(conn, transaction)
+            except BaseException as exc:
+                await self._abandon(conn, transaction, exc)
                 raise
             return transaction, result
 
