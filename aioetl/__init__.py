@@ -30,6 +30,7 @@ from aioetl.errors import (
     ReadOnlyViolationError,
     ReplicationError,
     RetryExhaustedError,
+    StallError,
     StatementTimeoutError,
     TransientDatabaseError,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "RetryExhaustedError",
     "RetryPolicy",
     "Settings",
+    "StallError",
     "StatementTimeoutError",
     "TransientDatabaseError",
     "__version__",

@@ -14,6 +14,7 @@
     │   ├── CommitOutcomeUnknownError
     │   └── RetryExhaustedError
     └── ReplicationError(AioEtlError)
+        └── StallError(ReplicationError, TimeoutError)
 
 Driver and SQLAlchemy exceptions are translated into this tree in one place
 (:mod:`aioetl.core.errors_map`); the original is always kept as ``__cause__``.
@@ -33,6 +34,7 @@ __all__ = [
     "ReadOnlyViolationError",
     "ReplicationError",
     "RetryExhaustedError",
+    "StallError",
     "StatementTimeoutError",
     "TransientDatabaseError",
 ]
@@ -115,3 +117,12 @@ class RetryExhaustedError(DatabaseError):
 
 class ReplicationError(AioEtlError):
     """A table could not be replicated; the message names the table and the step."""
+
+
+class StallError(ReplicationError, TimeoutError):
+    """A table made no progress for ``replication.stall_timeout`` seconds; ``step`` says
+    what it was doing. The task stacks were written to the log."""
+
+    def __init__(self, message: str, *, step: str) -> None:
+        super().__init__(message)
+        self.step = step

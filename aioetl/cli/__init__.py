@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -19,6 +21,7 @@ from rich.console import Console
 
 from aioetl.config._resolve import ENVIRONMENTS
 from aioetl.config.settings import Settings
+from aioetl.core.diagnostics import log_task_stacks
 from aioetl.core.factory import ConnectionFactory
 from aioetl.errors import AioEtlError, ConfigError
 
@@ -26,6 +29,8 @@ __all__ = ["main"]
 
 EXIT_FAILED: Final = 1
 EXIT_BAD_INPUT: Final = 2
+#: How long closing the engines may take when a command ends.
+DISPOSE_TIMEOUT: Final = 10.0
 _T = TypeVar("_T")
 
 logger = logging.getLogger("aioetl.cli")
@@ -37,17 +42,73 @@ def _console() -> Console:
     return console if console.is_terminal else Console(width=160)
 
 
+class _Interrupted(Exception):
+    """The run was stopped by SIGINT or SIGTERM; exit with 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+#: The signal that interrupted the current command, if any (read by the partial summary).
+_interrupted_by: list[str] = []
+
+
+def _install_signal_handlers(main: asyncio.Task[Any]) -> Callable[[], None]:
+    """SIGINT/SIGTERM cancel the command (a second one exits at once); SIGUSR1 logs the
+    task stacks. Returns the function that removes them."""
+    loop = asyncio.get_running_loop()
+
+    def interrupt(signum: int) -> None:
+        name = signal.Signals(signum).name
+        if _interrupted_by:
+            click.echo(f"{name} again: exiting now", err=True)
+            os._exit(128 + signum)
+        _interrupted_by.append(name)
+        click.echo(f"{name}: stopping (send it again to exit at once)", err=True)
+        main.cancel()
+
+    installed: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, interrupt, int(signum))
+        installed.append(signum)
+    loop.add_signal_handler(signal.SIGUSR1, log_task_stacks, "SIGUSR1 received")
+    installed.append(signal.SIGUSR1)
+
+    def remove() -> None:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+    return remove
+
+
 def _run(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run a command's coroutine; configuration errors exit 2, other aioetl errors 1."""
+    """Run a command's coroutine; configuration errors exit 2, other aioetl errors 1,
+    SIGINT 130 and SIGTERM 143 (after the command cleaned up)."""
 
     async def with_cleanup() -> _T:
+        task = asyncio.current_task()
+        assert task is not None
+        remove = _install_signal_handlers(task)
         try:
             return await coro
+        except asyncio.CancelledError:
+            if _interrupted_by:
+                raise _Interrupted(int(signal.Signals[_interrupted_by[0]])) from None
+            raise
         finally:
-            await ConnectionFactory.dispose_all()
+            remove()
+            try:
+                async with asyncio.timeout(DISPOSE_TIMEOUT):
+                    await ConnectionFactory.dispose_all()
+            except TimeoutError:
+                logger.debug("engines not disposed within %gs", DISPOSE_TIMEOUT)
 
+    _interrupted_by.clear()
     try:
         return asyncio.run(with_cleanup())
+    except _Interrupted as exc:
+        sys.exit(128 + exc.signum)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
@@ -56,7 +117,7 @@ def _run(coro: Coroutine[Any, Any, _T]) -> _T:
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(128 + signal.SIGINT)
 
 
 def _environment_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -152,8 +213,22 @@ def replicate(
         replicator = Replicator(settings, options, listener=progress)
         await replicator.preflight(names)  # bad input exits 2 before any row moves
         started = time.monotonic()
-        with progress:
-            results = await replicator.run(names)
+        try:
+            with progress:
+                results = await replicator.run(names)
+        except asyncio.CancelledError:
+            # Interrupted: say what was done, what failed and what was cut, then stop.
+            partial = list(replicator.results.values())
+            waiting = [n for n in replicator.ordered(names) if n not in replicator.results]
+            console.print(
+                summary_table(
+                    partial,
+                    time.monotonic() - started,
+                    not_started=waiting,
+                    interrupted_by=_interrupted_by[0] if _interrupted_by else "cancellation",
+                )
+            )
+            raise
         console.print(summary_table(results, time.monotonic() - started))
         return all(r.ok for r in results)
 

@@ -42,8 +42,29 @@ def check_table(checks: Sequence[ConnectionCheck]) -> Table:
     return table
 
 
-def summary_table(results: Sequence[TableResult], seconds: float) -> Table:
-    table = Table(title=f"aioetl replicate — {seconds:.1f} s")
+def _status(leg: LegResult) -> str:
+    if leg.interrupted:
+        return "[yellow]interrupted[/]"
+    return "[green]ok[/]" if leg.error is None else f"[red]failed: {leg.error}[/]"
+
+
+def summary_table(
+    results: Sequence[TableResult],
+    seconds: float,
+    *,
+    not_started: Sequence[str] = (),
+    interrupted_by: str | None = None,
+) -> Table:
+    title = f"aioetl replicate — {seconds:.1f} s"
+    if interrupted_by:
+        done = sum(1 for r in results if r.ok)
+        failed = sum(1 for r in results if r.error is not None)
+        cut = sum(1 for r in results if any(leg.interrupted for leg in r.legs))
+        title += (
+            f" — interrupted by {interrupted_by}: {done} done, {failed} failed, "
+            f"{cut} interrupted, {len(not_started)} not started"
+        )
+    table = Table(title=title)
     for column in ("table", "strategy", "target", "rows", "deleted", "seconds", "rows/s"):
         table.add_column(column, justify="left" if column in {"table", "strategy"} else "right")
     table.add_column("status")
@@ -57,8 +78,10 @@ def summary_table(results: Sequence[TableResult], seconds: float) -> Table:
                 f"{leg.deleted:,}",
                 f"{leg.seconds:.1f}",
                 f"{leg.rows_per_second:,.0f}",
-                "[green]ok[/]" if leg.error is None else f"[red]failed: {leg.error}[/]",
+                _status(leg),
             )
+    for name in not_started:
+        table.add_row(name, "", "", "", "", "", "", "[dim]not started[/]")
     return table
 
 

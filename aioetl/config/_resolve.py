@@ -135,10 +135,14 @@ CONNECTION_OPTIONS: Final[Mapping[DatabaseType, Mapping[str, _Option]]] = {
 }
 PIPELINE_SECTIONS: Final = ("connections", "replication")
 DEFAULT_CONCURRENCY: Final = 4
+#: Seconds without progress before a table is stopped. Longer than any single statement
+#: should take (statement deadlines fire first), short enough to catch a hang in a night.
+DEFAULT_STALL_TIMEOUT: Final = 600.0
 #: The ``replication`` section of pipeline.yml: options of the ``aioetl replicate`` job.
 REPLICATION_OPTIONS: Final[Mapping[str, _Option]] = {
     "concurrency": _Option(int, DEFAULT_CONCURRENCY, minimum=1),
     "sentinel_dates_as_null": _Option(bool, True),
+    "stall_timeout": _Option(float, DEFAULT_STALL_TIMEOUT, minimum=1, nullable=True),
 }
 
 

@@ -18,6 +18,7 @@ from aioetl.core.errors_map import classify, is_database_error, translate
 from aioetl.core.factory import engine_profile
 from aioetl.core.ratelimit import server_limiter
 from aioetl.core.retry import RetryPolicy
+from aioetl.core.watchdog import beat
 from aioetl.errors import (
     CommitOutcomeUnknownError,
     ConfigError,
@@ -257,13 +258,18 @@ class ConnectionManager:
     # -- running statements ----------------------------------------------------------
 
     async def _bounded(self, awaitable: Awaitable[_T]) -> _T:
-        """Await with the statement deadline; on expiry drop the connection and say so."""
+        """Await with the statement deadline; on expiry drop the connection and say so.
+
+        Every completed step is progress for the stall watchdog guarding the task.
+        """
         if self._timeout is None:
-            return await awaitable
+            result = await awaitable
+            beat()
+            return result
         deadline = asyncio.timeout(self._timeout)
         try:
             async with deadline:
-                return await awaitable
+                result = await awaitable
         except TimeoutError as exc:
             if not deadline.expired():
                 raise
@@ -273,6 +279,8 @@ class ConnectionManager:
                 "the connection was dropped (raise read_timeout/command_timeout in "
                 "pipeline.yml for longer statements)"
             ) from exc
+        beat()
+        return result
 
     async def _call(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
         """Run ``attempt``; on a transient error retry it on fresh connections."""

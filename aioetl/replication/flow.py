@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Final, TypeVar
 
-__all__ = ["pipelined", "together"]
+__all__ = ["finish_despite_cancel", "pipelined", "together"]
 
 #: Pages read ahead of the writer: reading the next page overlaps writing this one.
 READ_AHEAD: Final = 1
 _Page = TypeVar("_Page")
+_T = TypeVar("_T")
+
+logger = logging.getLogger("aioetl.replication")
 
 
 async def together(*work: Awaitable[None]) -> None:
@@ -71,3 +75,25 @@ async def pipelined(
     # The TaskGroup cancels the reader when the writer fails and the writer when the
     # reader fails, so neither can wait on the queue for a partner that is gone.
     await together(produce(), consume())
+
+
+async def finish_despite_cancel(work: Awaitable[_T], *, grace: float) -> _T:
+    """Await ``work``; if this task is cancelled meanwhile, let ``work`` finish first (for
+    at most ``grace`` more seconds), then raise the cancellation.
+
+    For steps that must not be cut in half — swapping in a reloaded table with its
+    watermark, dropping a half-filled one — while an interrupt still stops the job.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        try:
+            async with asyncio.timeout(grace):
+                await asyncio.shield(task)
+        except TimeoutError:
+            task.cancel()
+            logger.warning("a cleanup step did not finish within %gs after an interrupt", grace)
+        except Exception as exc:
+            logger.warning("a cleanup step failed after an interrupt: %s", exc)
+        raise

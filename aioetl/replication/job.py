@@ -19,15 +19,16 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from aioetl.config._resolve import TABLE_IMPORTANCE
+from aioetl.config._resolve import DEFAULT_STALL_TIMEOUT, TABLE_IMPORTANCE
 from aioetl.config.settings import DatabaseType, PostgresSchema, Settings
 from aioetl.core.factory import ConnectionFactory
 from aioetl.core.manager import ConnectionManager
+from aioetl.core.watchdog import Watchdog, beat
 from aioetl.errors import AioEtlError, ReplicationError
 from aioetl.replication.catalog import MySQLTable, mysql_table, postgres_columns
 from aioetl.replication.columns import ZeroDates
 from aioetl.replication.drift import check_drift
-from aioetl.replication.flow import pipelined, together
+from aioetl.replication.flow import finish_despite_cancel, pipelined, together
 from aioetl.replication.pages import GROUP_CONCAT_SESSION, KeyRangeReader, Page, StampReader
 from aioetl.replication.preflight import preflight
 from aioetl.replication.reconcile import reconcile_mysql, reconcile_postgres
@@ -50,6 +51,9 @@ logger = logging.getLogger("aioetl.replication")
 _STAMP_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 #: Tables smaller than this are copied by one reader: a second would cost more than it gives.
 PARALLEL_MIN_ROWS: Final = 50_000
+#: How long an interrupted job may spend dropping a half-filled reload table or finishing
+#: a swap before it stops anyway.
+CLEANUP_TIMEOUT: Final = 15.0
 Split = Callable[[], contextlib.AbstractAsyncContextManager[tuple[ConnectionManager, "Sink"]]]
 
 
@@ -110,6 +114,10 @@ class Replicator:
             as_null = bool(defaults["sentinel_dates_as_null"])
         self.zero_dates = ZeroDates.NULL if as_null else ZeroDates.KEEP
         self.listener: ProgressListener = listener or QuietProgress()
+        stall = defaults.get("stall_timeout", DEFAULT_STALL_TIMEOUT)
+        self.stall_timeout: float | None = None if stall is None else float(stall)
+        #: The tables of the current (or last) run that have started, by name.
+        self.results: dict[str, TableResult] = {}
 
     def ordered(self, tables: Sequence[str] | None = None) -> list[str]:
         """The tables to copy, most important and largest first."""
@@ -130,8 +138,13 @@ class Replicator:
         await preflight(self.settings, engines, names, schema=schema)
 
     async def run(self, tables: Sequence[str] | None = None) -> list[TableResult]:
-        """Copy ``tables`` (default: all in tables.yml); one result per table, in run order."""
+        """Copy ``tables`` (default: all in tables.yml); one result per table, in run order.
+
+        Results are also kept in :attr:`results` as tables start, so that a caller whose
+        run was interrupted can still report what was done, what failed and what was cut.
+        """
         names = self.ordered(tables)
+        self.results = {}
         engines = await self._engines()
         await self._prepare_state(engines)
         gate = asyncio.Semaphore(self.concurrency)
@@ -140,7 +153,9 @@ class Replicator:
             async with gate:
                 return await self._table(name, engines)
 
-        return list(await asyncio.gather(*(one(name) for name in names)))
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(name), name=f"table {name}") for name in names]
+        return [task.result() for task in tasks]
 
     async def _prepare_state(self, engines: dict[str, AsyncEngine]) -> None:
         """Create the state tables once, before tables run side by side."""
@@ -170,7 +185,7 @@ class Replicator:
     async def _table(self, name: str, engines: dict[str, AsyncEngine]) -> TableResult:
         config = self.settings.get_table_config(name)
         strategy = "full" if self.options.full else config["extraction_strategy"]
-        result = TableResult(table=name, strategy=strategy)
+        result = self.results[name] = TableResult(table=name, strategy=strategy)
         legs: list[tuple[str, Callable[[LegResult], Awaitable[None]]]] = []
         if self.options.target in (ReplicationTarget.REPLICA, ReplicationTarget.ALL):
             legs.append(("replica", lambda r: self._to_replica(name, config, engines, r)))
@@ -181,7 +196,11 @@ class Replicator:
             result.legs.append(leg)
             started = time.monotonic()
             try:
-                await run(leg)
+                async with Watchdog(self.stall_timeout, label=f"{name} → {leg_name}"):
+                    await run(leg)
+            except asyncio.CancelledError:
+                leg.interrupted = True
+                raise
             except (AioEtlError, OSError) as exc:
                 leg.error = str(exc)
                 logger.error("%s → %s failed: %s", name, leg_name, exc)
@@ -191,7 +210,7 @@ class Replicator:
                 logger.exception("%s → %s failed unexpectedly", name, leg_name)
             finally:
                 leg.seconds = time.monotonic() - started
-            self.listener.finished(name, leg)
+                self.listener.finished(name, leg)
             if leg.error is not None:
                 break  # the warehouse copies the replica: never from a failed one
         return result
@@ -231,6 +250,7 @@ class Replicator:
             await self._copy(src, table, config, sink, leg, full=full)
             if self.options.reconcile:
                 key, _ = self._keys(config, table)
+                beat("reconciling deleted keys")
                 leg.deleted = await reconcile_mysql(src, dst, name, key)
 
     async def _to_warehouse(
@@ -278,6 +298,7 @@ class Replicator:
                 ) as truth,
                 ConnectionManager(engines["warehouse"]) as dst,
             ):
+                beat("reconciling deleted keys")
                 leg.deleted = await reconcile_postgres(truth, dst, schema, name, key)
 
     async def _copy(
@@ -357,12 +378,24 @@ class Replicator:
                 await pipelined(changes.pages(start), writer(into, record=live))
 
         if full:
+            beat("creating the reload table")
             into = await sink.begin_full()
-            await whole(into, live=False)
-            await sink.finish_full(into, last[0] if config["incremental_column"] else None)
+            try:
+                beat("reloading every row")
+                await whole(into, live=False)
+            except BaseException:
+                # Failed or interrupted: the half-filled reload table must not stay behind.
+                await finish_despite_cancel(sink.abandon_full(into), grace=CLEANUP_TIMEOUT)
+                raise
+            beat("swapping in the reloaded table")
+            # Table and watermark move together, even when an interrupt arrives meanwhile.
+            mark = last[0] if config["incremental_column"] else None
+            await finish_despite_cancel(sink.finish_full(into, mark), grace=CLEANUP_TIMEOUT)
             return
+        beat("reading the watermark")
         await sink.ensure()
         mark = await sink.watermark()
+        beat("copying new rows")
         if changes is None:
             await pipelined(ranges.pages(mark.key if mark else None), writer(name, record=True))
         elif mark is None:

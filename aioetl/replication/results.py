@@ -20,6 +20,15 @@ class LegResult:
     deleted: int = 0
     seconds: float = 0.0
     error: str | None = None
+    #: Stopped by an interrupt (Ctrl-C, SIGTERM, a cancelled task) before it finished.
+    interrupted: bool = False
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``failed`` or ``interrupted``."""
+        if self.interrupted:
+            return "interrupted"
+        return "ok" if self.error is None else "failed"
 
     @property
     def rows_per_second(self) -> float:
@@ -36,7 +45,7 @@ class TableResult:
 
     @property
     def ok(self) -> bool:
-        return all(leg.error is None for leg in self.legs)
+        return all(leg.status == "ok" for leg in self.legs)
 
     @property
     def error(self) -> str | None:

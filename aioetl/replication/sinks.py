@@ -39,6 +39,9 @@ class Sink(Protocol):
     async def begin_full(self) -> str:
         """Start a rebuild; returns the name of the table to fill."""
 
+    async def abandon_full(self, into: str) -> None:
+        """Drop a rebuild that failed or was interrupted."""
+
     async def finish_full(self, into: str, mark: Watermark | None) -> None:
         """Swap the rebuilt table in and set the watermark, atomically where possible."""
 
@@ -89,6 +92,9 @@ class ReplicaSink:
         await self._writer.drop(into)
         await self._writer.create_from_ddl(self._source.ddl, self._name, into)
         return into
+
+    async def abandon_full(self, into: str) -> None:
+        await self._writer.drop(into)
 
     async def finish_full(self, into: str, mark: Watermark | None) -> None:
         await self._writer.swap(self._name, exists=self._exists)
@@ -159,6 +165,9 @@ class WarehouseSink:
         await self._writer.create(into)
         self._upsert = False
         return into
+
+    async def abandon_full(self, into: str) -> None:
+        await self._writer.drop(into)
 
     async def finish_full(self, into: str, mark: Watermark | None) -> None:
         await self._writer.swap(self._name, (self._name, self._strategy, mark, 0))

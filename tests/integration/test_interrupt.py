@@ -1,0 +1,192 @@
+"""Ctrl-C and SIGTERM at random moments of a real run: the job stops, says what it did,
+exits 130 or 143, leaves no reload table or spill file behind, and a rerun ends exact."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from aioetl.demo import DEMO_TABLES, create_demo_clinic
+
+from .compare import expected_warehouse, mysql_checksums, mysql_columns, mysql_rows, pg_rows
+from .conftest import admin_url
+
+pytestmark = pytest.mark.integration
+
+SOURCE_DB = os.environ.get("TEST_OPENDENTAL_SOURCE_DB", "test_opendental")
+REPLICA_DB = os.environ.get("TEST_MYSQL_REPLICATION_DB", "test_opendental_replication")
+ROOT = Path(__file__).resolve().parents[2]
+AIOETL = Path(sys.executable).with_name("aioetl")
+KEYS = {
+    "patient": "PatNum",
+    "appointment": "AptNum",
+    "procedurelog": "ProcNum",
+    "payment": "PayNum",
+    "paysplit": "SplitNum",
+    "claim": "ClaimNum",
+    "definition": "DefNum",
+    "securitylog": "SecurityLogNum",
+    "legacy_note": "NoteNum",
+}
+#: Upper bound for a signalled job to exit: far above the few seconds it takes, so a
+#: loaded machine cannot fail the test, while a hang still does.
+EXIT_BOUND = 60.0
+
+
+@pytest_asyncio.fixture
+async def clinic(aioetl_analytics_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """A 600-patient clinic in the test source; the targets start empty."""
+    engine = create_async_engine(admin_url(), connect_args={"local_infile": True})
+    await create_demo_clinic(engine, patients=600, seed=11)
+    await _empty_targets(engine, aioetl_analytics_engine)
+    try:
+        yield engine
+    finally:
+        await _empty_targets(engine, aioetl_analytics_engine)
+        await engine.dispose()
+
+
+async def _empty_targets(admin: AsyncEngine, warehouse: AsyncEngine) -> None:
+    """Drop the demo tables from both targets and forget their watermarks (only theirs)."""
+    names = ", ".join(f"'{table}'" for table in DEMO_TABLES)
+    async with admin.begin() as conn:
+        for table in DEMO_TABLES:
+            for name in (table, f"{table}__aioetl_new"):
+                await conn.execute(text(f"DROP TABLE IF EXISTS `{REPLICA_DB}`.`{name}`"))
+        if await _exists(
+            conn,
+            "SELECT COUNT(*) FROM information_schema.TABLES "
+            f"WHERE TABLE_SCHEMA = '{REPLICA_DB}' AND TABLE_NAME = '_aioetl_state'",
+        ):
+            await conn.execute(
+                text(f"DELETE FROM `{REPLICA_DB}`.`_aioetl_state` WHERE table_name IN ({names})")
+            )
+    async with warehouse.begin() as conn:
+        for table in DEMO_TABLES:
+            for name in (table, f"{table}__aioetl_new"):
+                await conn.execute(text(f'DROP TABLE IF EXISTS raw."{name}"'))
+        if await _exists(conn, "SELECT to_regclass('raw._aioetl_state') IS NOT NULL"):
+            await conn.execute(text(f"DELETE FROM raw._aioetl_state WHERE table_name IN ({names})"))
+
+
+async def _exists(conn: AsyncConnection, sql: str) -> bool:
+    return bool((await conn.execute(text(sql))).scalar())
+
+
+def _files(root: Path) -> list[Path]:
+    """Files left under the job's TMPDIR (spill files), in any directory."""
+    return [path for path in root.rglob("*") if path.is_file()]
+
+
+def _start(*args: str, tmpdir: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "TMPDIR": str(tmpdir), "ETL_ENVIRONMENT": "test"}
+    return subprocess.Popen(
+        [str(AIOETL), "--log-level", "INFO", "replicate", "--env", "test", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def _leftovers(admin: AsyncEngine, warehouse: AsyncEngine) -> list[str]:
+    async with admin.connect() as conn:
+        replica = (
+            await conn.execute(
+                text(
+                    "SELECT TABLE_NAME FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = :db AND TABLE_NAME LIKE '%%aioetl\\_new'"
+                ),
+                {"db": REPLICA_DB},
+            )
+        ).scalars()
+        found = [f"replica.{name}" for name in replica]
+    async with warehouse.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT tablename FROM pg_tables WHERE tablename LIKE '%aioetl\\_new'")
+        )
+        found += [f"warehouse.{name}" for name in rows.scalars()]
+    return found
+
+
+async def _assert_identical(admin: AsyncEngine, warehouse: AsyncEngine) -> None:
+    for table, key in KEYS.items():
+        source = await mysql_checksums(admin, SOURCE_DB, table, key)
+        assert await mysql_checksums(admin, REPLICA_DB, table, key) == source, table
+        rows = await mysql_rows(admin, SOURCE_DB, table, key)
+        columns = await mysql_columns(admin, SOURCE_DB, table)
+        assert await pg_rows(warehouse, table, key) == expected_warehouse(rows, columns), table
+
+
+async def _signal_mid_run(
+    proc: subprocess.Popen[str], signum: int, delay: float
+) -> tuple[int, str, str]:
+    """Wait until the job has started copying, then ``delay`` more seconds; signal it."""
+    assert proc.stderr is not None
+    seen: list[str] = []
+    while True:
+        line = await asyncio.to_thread(proc.stderr.readline)
+        assert line, "the job ended before it started copying:\n" + "".join(seen)
+        seen.append(line)
+        if "started (about" in line:
+            break
+    await asyncio.sleep(delay)
+    assert proc.poll() is None, "the job finished before the signal: not an interruption test"
+    proc.send_signal(signum)
+    try:
+        out, err = await asyncio.to_thread(proc.communicate, timeout=EXIT_BOUND)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"no exit within {EXIT_BOUND:g}s of {signum}") from None
+    return proc.returncode, out, "".join(seen) + err
+
+
+@pytest.mark.parametrize(
+    ("signum", "args", "seed"),
+    [
+        (signal.SIGINT, (), 1),
+        (signal.SIGTERM, (), 2),
+        (signal.SIGINT, ("--full",), 3),
+        (signal.SIGTERM, ("--full",), 4),
+    ],
+    ids=["sigint-first-copy", "sigterm-first-copy", "sigint-full", "sigterm-full"],
+)
+async def test_signal_at_a_random_moment(
+    clinic: AsyncEngine,
+    aioetl_analytics_engine: AsyncEngine,
+    tmp_path: Path,
+    signum: int,
+    args: tuple[str, ...],
+    seed: int,
+) -> None:
+    if "--full" in args:
+        # A reload replaces complete tables: start from a finished copy.
+        done = _start(tmpdir=tmp_path)
+        assert (await asyncio.to_thread(done.communicate))[0] and done.returncode == 0
+    delay = random.Random(seed).uniform(0.0, 2.0)
+    code, out, err = await _signal_mid_run(_start(*args, tmpdir=tmp_path), signum, delay)
+    name = signal.Signals(signum).name
+    assert code == 128 + signum, (code, out, err)
+    assert f"interrupted by {name}" in out, out
+    assert "Traceback" not in out + err, err
+    assert await _leftovers(clinic, aioetl_analytics_engine) == []
+    assert _files(tmp_path) == [], "spill files left behind"
+
+    # Every watermark is consistent: a plain rerun ends with exactly the source's rows.
+    rerun = _start(tmpdir=tmp_path)
+    out, err = await asyncio.to_thread(rerun.communicate)
+    assert rerun.returncode == 0, err
+    await _assert_identical(clinic, aioetl_analytics_engine)
+    assert _files(tmp_path) == []
