@@ -150,7 +150,9 @@ class LogProgress:
         logger.info("%s → %s: +%d rows", table, leg, rows)
 
     def finished(self, table: str, leg: LegResult) -> None:
-        if leg.error is None:
+        if leg.interrupted:
+            logger.warning("%s → %s: interrupted after %.1f s", table, leg.leg, leg.seconds)
+        elif leg.error is None:
             logger.info(
                 "%s → %s: %d rows in %.1f s (%.0f rows/s)",
                 table,

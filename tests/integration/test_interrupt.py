@@ -190,3 +190,19 @@ async def test_signal_at_a_random_moment(
     assert rerun.returncode == 0, err
     await _assert_identical(clinic, aioetl_analytics_engine)
     assert _files(tmp_path) == []
+
+
+async def test_sigusr1_logs_the_task_stacks_and_the_job_goes_on(
+    clinic: AsyncEngine, aioetl_analytics_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    proc = _start(tmpdir=tmp_path)
+    assert proc.stderr is not None
+    while "started (about" not in (line := await asyncio.to_thread(proc.stderr.readline)):
+        assert line, "the job ended before it started copying"
+    proc.send_signal(signal.SIGUSR1)
+    out, err = await asyncio.to_thread(proc.communicate)
+    assert proc.returncode == 0, err
+    assert "SIGUSR1 received; asyncio task stacks follow" in err
+    assert "task table " in err  # one block per table task, with its chain of awaits
+    assert "Traceback" not in out + err
+    await _assert_identical(clinic, aioetl_analytics_engine)

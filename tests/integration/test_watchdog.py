@@ -1,0 +1,88 @@
+"""The stall watchdog on the real servers: a table whose writer waits on a lock held by
+someone else fails with StallError naming the step, its stacks go to the log, and the
+other tables of the job still finish."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from aioetl import DictConfigProvider, Settings
+from aioetl.replication import ReplicationOptions, ReplicationTarget, Replicator
+
+from .conftest import admin_url
+
+pytestmark = pytest.mark.integration
+
+SOURCE_DB = os.environ.get("TEST_OPENDENTAL_SOURCE_DB", "test_opendental")
+REPLICA_DB = os.environ.get("TEST_MYSQL_REPLICATION_DB", "test_opendental_replication")
+DDL = (
+    "CREATE TABLE `{db}`.`{name}` (Num bigint NOT NULL AUTO_INCREMENT, Note varchar(40) "
+    "NOT NULL DEFAULT '', PRIMARY KEY (Num)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+)
+
+
+@pytest_asyncio.fixture
+async def tables() -> AsyncIterator[tuple[AsyncEngine, str, str]]:
+    """Two small source tables; the first already exists (empty) in the replica."""
+    suffix = uuid.uuid4().hex[:8]
+    stuck, free = f"wd_stuck_{suffix}", f"wd_free_{suffix}"
+    admin = create_async_engine(admin_url())
+    try:
+        async with admin.begin() as conn:
+            for name in (stuck, free):
+                await conn.execute(text(DDL.format(db=SOURCE_DB, name=name)))
+                await conn.execute(
+                    text(f"INSERT INTO `{SOURCE_DB}`.`{name}` (Note) VALUES ('a'), ('b'), ('c')")
+                )
+            await conn.execute(text(DDL.format(db=REPLICA_DB, name=stuck)))
+        yield admin, stuck, free
+    finally:
+        async with admin.begin() as conn:
+            for db in (SOURCE_DB, REPLICA_DB):
+                for name in (stuck, free):
+                    await conn.execute(text(f"DROP TABLE IF EXISTS `{db}`.`{name}`"))
+            await conn.execute(
+                text(f"DELETE FROM `{REPLICA_DB}`.`_aioetl_state` WHERE table_name IN (:a, :b)"),
+                {"a": stuck, "b": free},
+            )
+        await admin.dispose()
+
+
+async def test_a_stalled_table_fails_and_the_others_finish(
+    tables: tuple[AsyncEngine, str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    admin, stuck, free = tables
+    caplog.set_level(logging.WARNING, logger="aioetl.diagnostics")
+    config = {"primary_key": "Num", "extraction_strategy": "incremental"}
+    config["incremental_column"] = "Num"
+    provider = DictConfigProvider(
+        env=dict(os.environ),
+        tables={"tables": {stuck: config, free: config}},
+        pipeline={
+            "connections": {"source": {"rate_limit_interval": 0}},
+            "replication": {"stall_timeout": 2},
+        },
+    )
+    settings = await Settings.load("test", provider)
+    replicator = Replicator(settings, ReplicationOptions(target=ReplicationTarget.REPLICA))
+    # Someone else holds the replica table: the load waits on the lock, with no deadline
+    # of its own for a long time (replica read_timeout is far longer than 2 s).
+    async with admin.connect() as holder:
+        await holder.execute(text(f"LOCK TABLES `{REPLICA_DB}`.`{stuck}` WRITE"))
+        try:
+            results = {r.table: r for r in await replicator.run()}
+        finally:
+            await holder.execute(text("UNLOCK TABLES"))
+    assert results[free].ok and results[free].legs[0].rows == 3
+    error = results[stuck].error
+    assert error is not None and "no progress for 2s while copying new rows" in error
+    assert "stall_timeout" in error
+    assert "asyncio task stacks follow" in caplog.text
