@@ -26,6 +26,9 @@ POSTGRES_DEADLINE_GRACE: Final = 5.0
 
 #: Run on every new source connection, so each pooled connection refuses writes.
 SOURCE_READ_ONLY_COMMAND: Final = "SET SESSION TRANSACTION READ ONLY"
+#: Added to pool_timeout + connect_timeout for the checkout deadline: the pool's own
+#: PoolTimeoutError, and the connect's own error, are raised first when they apply.
+CHECKOUT_GRACE: Final = 5.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -43,6 +46,9 @@ class EngineProfile:
     retry: RetryPolicy
     read_only: bool
     driver: str
+    #: Deadline for getting a working connection: waiting for the pool, connecting and
+    #: the pre-ping together (a silent server must not hang a checkout).
+    checkout_timeout: float | None = None
 
     @property
     def label(self) -> str:
@@ -147,5 +153,6 @@ def engine_spec(config: Mapping[str, Any], db_type: DatabaseType, environment: s
         retry=retry,
         read_only=db_type is DatabaseType.SOURCE,
         driver=driver,
+        checkout_timeout=config["pool_timeout"] + config["connect_timeout"] + CHECKOUT_GRACE,
     )
     return EngineSpec(url=url, kwargs={**pool, "connect_args": connect_args}, profile=profile)

@@ -125,6 +125,7 @@ class ConnectionManager:
         self._engine = engine
         self._policy = policy
         self._timeout = statement_timeout or None
+        self._checkout_timeout = profile.checkout_timeout if profile else None
         self._rate_limit = rate_limit
         self._label = (
             profile.label
@@ -204,11 +205,18 @@ class ConnectionManager:
 
     async def _reconnect(self) -> AsyncConnection:
         if self._conn is None:
+            deadline = asyncio.timeout(self._checkout_timeout)
             try:
-                conn = await self._engine.connect()
+                async with deadline:
+                    conn = await self._engine.connect()
             except TimeoutError as exc:
+                within = (
+                    f"{self._checkout_timeout:g}s (pool_timeout + connect_timeout)"
+                    if deadline.expired()
+                    else "connect_timeout"
+                )
                 raise DatabaseConnectionError(
-                    f"{self._label}: could not connect within connect_timeout",
+                    f"{self._label}: could not get a working connection within {within}",
                     database=self._label,
                 ) from exc
             try:
