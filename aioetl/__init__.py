@@ -16,8 +16,10 @@ from aioetl.core import (
     ConnectionManager,
     EngineProfile,
     RetryPolicy,
+    ServerStats,
     create_connection_manager,
     engine_profile,
+    engine_stats,
 )
 from aioetl.errors import (
     AioEtlError,
@@ -57,6 +59,7 @@ __all__ = [
     "ReplicationError",
     "RetryExhaustedError",
     "RetryPolicy",
+    "ServerStats",
     "Settings",
     "StallError",
     "StatementTimeoutError",
@@ -65,6 +68,7 @@ __all__ = [
     "create_connection_manager",
     "create_test_settings",
     "engine_profile",
+    "engine_stats",
     "get_settings",
     "reset_settings",
 ]

@@ -18,6 +18,7 @@ from aioetl.core.errors_map import classify, is_database_error, translate
 from aioetl.core.factory import engine_profile
 from aioetl.core.ratelimit import server_limiter
 from aioetl.core.retry import RetryPolicy
+from aioetl.core.stats import ServerStats, server_stats
 from aioetl.core.watchdog import beat
 from aioetl.errors import (
     CommitOutcomeUnknownError,
@@ -135,6 +136,9 @@ class ConnectionManager:
         self._secrets = (engine.url.password,)
         self._session = tuple(_coerce(sql) for sql in session_statements)
         self._limiter: AsyncLimiter | None = None
+        self._stats = ServerStats()
+        #: Statements this manager sent (every attempt, session statements included).
+        self.statements = 0
         self._conn: AsyncConnection | None = None
         self._state = _State.UNOPENED
 
@@ -181,6 +185,7 @@ class ConnectionManager:
                 interval = profile.rate_limit_interval if profile else 0.0
             url = self._engine.url
             self._limiter = server_limiter(url.host or "", url.port or 0, interval)
+        self._stats = server_stats(self._engine.url.host or "", self._engine.url.port or 0)
         self._state = _State.OPEN
         try:
             await self._call(self._reconnect)
@@ -221,6 +226,7 @@ class ConnectionManager:
                 ) from exc
             try:
                 for statement in self._session:
+                    self._count()
                     await self._bounded(conn.execute(statement))
                 if self._session:
                     await conn.commit()
@@ -264,6 +270,10 @@ class ConnectionManager:
             logger.debug("%s: could not close an invalidated connection (%s)", self._label, exc)
 
     # -- running statements ----------------------------------------------------------
+
+    def _count(self) -> None:
+        self.statements += 1
+        self._stats.statements += 1
 
     async def _bounded(self, awaitable: Awaitable[_T]) -> _T:
         """Await with the statement deadline; on expiry drop the connection and say so.
@@ -313,6 +323,7 @@ class ConnectionManager:
                     attempts += 1
                     if pending:
                         raise pending.pop()
+                    self._stats.retries += 1
                     await self._drop(invalidate=self._broken(last))
                     try:
                         result = await attempt()
@@ -339,6 +350,7 @@ class ConnectionManager:
         if self._limiter is not None:
             await self._limiter.acquire()
         conn = await self._reconnect()
+        self._count()
 
         async def run() -> AnyResult:
             transaction = await conn.begin()
@@ -403,6 +415,7 @@ class ConnectionManager:
             if self._limiter is not None:
                 await self._limiter.acquire()
             conn = await self._reconnect()
+            self._count()
             try:
                 return await self._bounded(work(conn))
             except BaseException as exc:
@@ -447,6 +460,7 @@ class ConnectionManager:
             if self._limiter is not None:
                 await self._limiter.acquire()
             conn = await self._reconnect()
+            self._count()
             transaction = await conn.begin()
             try:
                 result = await self._bounded(conn.stream(executable, params))

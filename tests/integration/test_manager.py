@@ -268,3 +268,21 @@ async def test_bad_options_are_rejected(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         ConnectionManager(aioetl_replication_engine, **options)
+
+
+async def test_statements_are_counted_per_server(aioetl_replication_engine: AsyncEngine) -> None:
+    from aioetl import engine_stats
+
+    stats = engine_stats(aioetl_replication_engine)
+    before = stats.statements
+    async with ConnectionManager(
+        aioetl_replication_engine, rate_limit=0, session_statements=["SET @a = 1"]
+    ) as manager:
+        await manager.execute_with_retry("SELECT 1")
+        async with contextlib.aclosing(manager.stream("SELECT 1")) as batches:
+            async for _ in batches:
+                pass
+        await manager.run_with_retry(lambda conn: conn.execute(text("SELECT 2")))
+    # One session statement on connect, then three statements.
+    assert manager.statements == 4
+    assert stats.statements - before == 4
