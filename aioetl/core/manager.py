@@ -18,7 +18,7 @@ from aioetl.core.errors_map import classify, is_database_error, translate
 from aioetl.core.factory import engine_profile
 from aioetl.core.ratelimit import server_limiter
 from aioetl.core.retry import RetryPolicy
-from aioetl.core.stats import ServerStats, server_stats
+from aioetl.core.stats import ServerStats, engine_stats
 from aioetl.core.watchdog import beat
 from aioetl.errors import (
     CommitOutcomeUnknownError,
@@ -185,7 +185,7 @@ class ConnectionManager:
                 interval = profile.rate_limit_interval if profile else 0.0
             url = self._engine.url
             self._limiter = server_limiter(url.host or "", url.port or 0, interval)
-        self._stats = server_stats(self._engine.url.host or "", self._engine.url.port or 0)
+        self._stats = engine_stats(self._engine)
         self._state = _State.OPEN
         try:
             await self._call(self._reconnect)

@@ -1,8 +1,8 @@
-"""Counters of what managers send to each server: the cost of a run, in statements.
+"""Counters of what managers send to each database: the cost of a run, in statements.
 
-Counted per server and event loop, like the rate limiter, so that every manager talking
-to the source adds to one number. Tests pin a run's cost with it (no timing); the job
-reports it.
+Counted per database (host, port and database name) and event loop, so that every
+manager talking to the source adds to one number, apart from a replica that lives on the
+same server. Tests pin a run's cost with it (no timing); the job reports it.
 """
 
 from __future__ import annotations
@@ -20,24 +20,26 @@ __all__ = ["ServerStats", "engine_stats", "server_stats"]
 
 @dataclass(slots=True)
 class ServerStats:
-    """Statements sent to one server by every ConnectionManager of this event loop
+    """Statements sent to one database by every ConnectionManager of this event loop
     (each attempt counts, retries included), and how many of them were retries."""
 
     statements: int = 0
     retries: int = 0
 
 
-_stats: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int], ServerStats]] = (
+_Key = tuple[str, int, str]
+_stats: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_Key, ServerStats]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def server_stats(host: str, port: int) -> ServerStats:
-    """The counters of ``host:port`` in the running event loop (made on first use)."""
+def server_stats(host: str, port: int, database: str) -> ServerStats:
+    """The counters of ``database`` on ``host:port`` in the running event loop."""
     per_loop = _stats.setdefault(asyncio.get_running_loop(), {})
-    return per_loop.setdefault((normalize_host(host), port), ServerStats())
+    return per_loop.setdefault((normalize_host(host), port, database), ServerStats())
 
 
 def engine_stats(engine: AsyncEngine) -> ServerStats:
-    """The counters of the server ``engine`` points at."""
-    return server_stats(engine.url.host or "", engine.url.port or 0)
+    """The counters of the database ``engine`` points at."""
+    url = engine.url
+    return server_stats(url.host or "", url.port or 0, url.database or "")

@@ -30,6 +30,7 @@ from aioetl.replication.columns import ZeroDates
 from aioetl.replication.drift import check_drift
 from aioetl.replication.flow import finish_despite_cancel, pipelined, together
 from aioetl.replication.pages import GROUP_CONCAT_SESSION, KeyRangeReader, Page, StampReader
+from aioetl.replication.plan import Action, Plan, TablePlan, make_plan
 from aioetl.replication.preflight import preflight
 from aioetl.replication.reconcile import reconcile_mysql, reconcile_postgres
 from aioetl.replication.results import LegResult, ProgressListener, QuietProgress, TableResult
@@ -118,6 +119,8 @@ class Replicator:
         self.stall_timeout: float | None = None if stall is None else float(stall)
         #: The tables of the current (or last) run that have started, by name.
         self.results: dict[str, TableResult] = {}
+        #: The plan of the current (or last) run.
+        self.last_plan: Plan | None = None
 
     def ordered(self, tables: Sequence[str] | None = None) -> list[str]:
         """The tables to copy, most important and largest first."""
@@ -137,34 +140,66 @@ class Replicator:
         schema = None if "warehouse" not in engines else self.options.schema.value
         await preflight(self.settings, engines, names, schema=schema)
 
+    async def plan(self, tables: Sequence[str] | None = None) -> Plan:
+        """What each table needs this run (``replicate --dry-run`` prints it); reads the
+        targets' state and probes the source in a few batched statements."""
+        names = self.ordered(tables)
+        engines = await self._engines()
+        return await make_plan(
+            engines=engines,
+            configs={name: self.settings.get_table_config(name) for name in names},
+            replica=self.options.target is not ReplicationTarget.WAREHOUSE,
+            warehouse=self.options.target is not ReplicationTarget.REPLICA,
+            full=self.options.full,
+            reconcile=self.options.reconcile,
+            schema=self.options.schema.value,
+        )
+
     async def run(self, tables: Sequence[str] | None = None) -> list[TableResult]:
         """Copy ``tables`` (default: all in tables.yml); one result per table, in run order.
 
-        Results are also kept in :attr:`results` as tables start, so that a caller whose
-        run was interrupted can still report what was done, what failed and what was cut.
+        A plan comes first (see :mod:`.plan`): tables with nothing new are skipped without
+        touching the source again. Results are also kept in :attr:`results` as tables
+        start, so that a caller whose run was interrupted can still report what was done,
+        what failed and what was cut.
         """
         names = self.ordered(tables)
         self.results = {}
         engines = await self._engines()
         await self._prepare_state(engines)
+        plan = await self.plan(names)
+        self.last_plan = plan
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one(name: str) -> TableResult:
             async with gate:
-                return await self._table(name, engines)
+                return await self._table(name, engines, plan.table(name))
 
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(one(name), name=f"table {name}") for name in names]
-        return [task.result() for task in tasks]
+            tasks = {}
+            for name in names:
+                table_plan = plan.table(name)
+                if table_plan.unchanged:
+                    self.results[name] = TableResult(
+                        table=name,
+                        strategy=table_plan.strategy,
+                        legs=[LegResult(leg=leg.leg, unchanged=True) for leg in table_plan.legs],
+                    )
+                else:
+                    tasks[name] = group.create_task(one(name), name=f"table {name}")
+        return [tasks[name].result() if name in tasks else self.results[name] for name in names]
 
     async def _prepare_state(self, engines: dict[str, AsyncEngine]) -> None:
         """Create the state tables once, before tables run side by side."""
         if self.options.target is not ReplicationTarget.WAREHOUSE:
             async with ConnectionManager(engines["replica_writer"]) as replica:
                 await MySQLStateStore(replica).ensure()
+                await MySQLStateStore(replica).migrate()
         if "warehouse" in engines:
             async with ConnectionManager(engines["warehouse"]) as warehouse:
-                await PostgresStateStore(self.options.schema.value).ensure(warehouse)
+                store = PostgresStateStore(self.options.schema.value)
+                await store.ensure(warehouse)
+                await store.migrate(warehouse)
 
     async def _engines(self) -> dict[str, AsyncEngine]:
         get = ConnectionFactory.get_engine
@@ -182,18 +217,22 @@ class Replicator:
             )
         return engines
 
-    async def _table(self, name: str, engines: dict[str, AsyncEngine]) -> TableResult:
+    async def _table(
+        self, name: str, engines: dict[str, AsyncEngine], plan: TablePlan
+    ) -> TableResult:
         config = self.settings.get_table_config(name)
-        strategy = "full" if self.options.full else config["extraction_strategy"]
-        result = self.results[name] = TableResult(table=name, strategy=strategy)
-        legs: list[tuple[str, Callable[[LegResult], Awaitable[None]]]] = []
-        if self.options.target in (ReplicationTarget.REPLICA, ReplicationTarget.ALL):
-            legs.append(("replica", lambda r: self._to_replica(name, config, engines, r)))
-        if self.options.target in (ReplicationTarget.WAREHOUSE, ReplicationTarget.ALL):
-            legs.append(("warehouse", lambda r: self._to_warehouse(name, config, engines, r)))
-        for leg_name, run in legs:
+        result = self.results[name] = TableResult(table=name, strategy=plan.strategy)
+        runs: dict[str, Callable[[LegResult], Awaitable[None]]] = {
+            "replica": lambda r: self._to_replica(name, config, engines, r, plan),
+            "warehouse": lambda r: self._to_warehouse(name, config, engines, r, plan),
+        }
+        for leg_plan in plan.legs:
+            leg_name, run = leg_plan.leg, runs[leg_plan.leg]
             leg = LegResult(leg=leg_name)
             result.legs.append(leg)
+            if leg_plan.action is Action.UNCHANGED:
+                leg.unchanged = True
+                continue
             started = time.monotonic()
             try:
                 async with Watchdog(self.stall_timeout, label=f"{name} → {leg_name}"):
@@ -230,6 +269,7 @@ class Replicator:
         config: dict[str, Any],
         engines: dict[str, AsyncEngine],
         leg: LegResult,
+        plan: TablePlan,
     ) -> None:
         async with (
             ConnectionManager(engines["source"], session_statements=[GROUP_CONCAT_SESSION]) as src,
@@ -248,6 +288,7 @@ class Replicator:
                 dst, table, config["extraction_strategy"], exists=existing is not None
             )
             await self._copy(src, table, config, sink, leg, full=full)
+            await self._record_evidence(config, plan, "replica", MySQLStateStore(dst).set_evidence)
             if self.options.reconcile:
                 key, _ = self._keys(config, table)
                 beat("reconciling deleted keys")
@@ -259,6 +300,7 @@ class Replicator:
         config: dict[str, Any],
         engines: dict[str, AsyncEngine],
         leg: LegResult,
+        plan: TablePlan,
     ) -> None:
         schema = self.options.schema.value
         async with (
@@ -291,6 +333,10 @@ class Replicator:
                     yield other_source, sink.sibling(other_target)
 
             await self._copy(src, table, config, sink, leg, full=full, split=split)
+            store = PostgresStateStore(schema)
+            await self._record_evidence(
+                config, plan, "warehouse", lambda t, e: store.set_evidence(dst, t, e)
+            )
         if self.options.reconcile:
             async with (
                 ConnectionManager(
@@ -404,6 +450,18 @@ class Replicator:
             since = _lookback(mark.stamp, config["lookback_days"])
             pages = changes.pages(None, since=since) if since else changes.pages(mark)
             await pipelined(pages, writer(name, record=True))
+
+    @staticmethod
+    async def _record_evidence(
+        config: dict[str, Any],
+        plan: TablePlan,
+        leg: str,
+        save: Callable[[str, str | None], Awaitable[None]],
+    ) -> None:
+        """After a table copied whole, remember what source content it holds."""
+        leg_plan = plan.leg(leg)
+        if config["extraction_strategy"] == "full" and leg_plan is not None:
+            await save(plan.table, leg_plan.evidence)
 
     def _advance(self, name: str, leg: LegResult, rows: int) -> None:
         leg.rows += rows

@@ -22,13 +22,17 @@ class LegResult:
     error: str | None = None
     #: Stopped by an interrupt (Ctrl-C, SIGTERM, a cancelled task) before it finished.
     interrupted: bool = False
+    #: Skipped: the plan found nothing new for this target.
+    unchanged: bool = False
 
     @property
     def status(self) -> str:
-        """``ok``, ``failed`` or ``interrupted``."""
+        """``ok``, ``unchanged``, ``failed`` or ``interrupted``."""
         if self.interrupted:
             return "interrupted"
-        return "ok" if self.error is None else "failed"
+        if self.error is not None:
+            return "failed"
+        return "unchanged" if self.unchanged else "ok"
 
     @property
     def rows_per_second(self) -> float:
@@ -45,7 +49,11 @@ class TableResult:
 
     @property
     def ok(self) -> bool:
-        return all(leg.status == "ok" for leg in self.legs)
+        return all(leg.status in ("ok", "unchanged") for leg in self.legs)
+
+    @property
+    def unchanged(self) -> bool:
+        return bool(self.legs) and all(leg.unchanged for leg in self.legs)
 
     @property
     def error(self) -> str | None:

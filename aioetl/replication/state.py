@@ -17,7 +17,7 @@ from aioetl.core.manager import ConnectionManager
 from aioetl.errors import DatabaseError
 from aioetl.replication.rendering import quote_mysql
 
-__all__ = ["STATE_TABLE", "MySQLStateStore", "PostgresStateStore", "Watermark"]
+__all__ = ["STATE_TABLE", "MySQLStateStore", "PostgresStateStore", "TableState", "Watermark"]
 
 STATE_TABLE: Final = "_aioetl_state"
 _ALREADY_CREATED: Final = frozenset({"23505", "42P07"})
@@ -37,6 +37,21 @@ class Watermark:
     stamp: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TableState:
+    """One table's row in a target's state table: its watermark and, for tables copied
+    whole, the evidence of the source content it holds (see :mod:`.probe`)."""
+
+    strategy: str
+    mark: Watermark | None
+    evidence: str | None
+
+
+def _state(row: Any) -> TableState:
+    mark = Watermark(key=int(row[2]), stamp=row[3]) if row[2] is not None else None
+    return TableState(strategy=str(row[1]), mark=mark, evidence=row[4])
+
+
 class MySQLStateStore:
     """The replica's ``_aioetl_state`` table (InnoDB, one row per replicated table)."""
 
@@ -52,8 +67,36 @@ class MySQLStateStore:
             "last_stamp varchar(32) NULL, "
             "last_key bigint NULL, "
             "rows_copied bigint NOT NULL DEFAULT 0, "
-            "updated_at datetime NOT NULL"
+            "updated_at datetime NOT NULL, "
+            "evidence varchar(255) NULL"
             ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+        )
+
+    async def migrate(self) -> None:
+        """Bring a state table made by an earlier version up to date (once per run)."""
+        has_evidence = (
+            await self._manager.execute_with_retry(
+                "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+                "AND TABLE_NAME = :t AND COLUMN_NAME = 'evidence'",
+                {"t": STATE_TABLE},
+            )
+        ).scalar()
+        if not has_evidence:
+            await self._manager.execute_with_retry(
+                f"ALTER TABLE {self._table} ADD COLUMN evidence varchar(255) NULL"
+            )
+
+    async def all(self) -> dict[str, TableState]:
+        """Every table's state, in one statement."""
+        result = await self._manager.execute_with_retry(
+            f"SELECT table_name, strategy, last_key, last_stamp, evidence FROM {self._table}"  # noqa: S608
+        )
+        return {str(row[0]): _state(row) for row in result.fetchall()}
+
+    async def set_evidence(self, table: str, evidence: str | None) -> None:
+        await self._manager.execute_with_retry(
+            f"UPDATE {self._table} SET evidence = :e WHERE table_name = :t",  # noqa: S608
+            {"e": evidence, "t": table},
         )
 
     async def get(self, table: str) -> Watermark | None:
@@ -107,6 +150,28 @@ class PostgresStateStore:
             # the loser's table exists all the same.
             if exc.sqlstate not in _ALREADY_CREATED:
                 raise
+
+    async def migrate(self, manager: ConnectionManager) -> None:
+        """Bring a state table made by an earlier version up to date (once per run, before
+        tables run: ALTER TABLE locks the whole state table)."""
+        await manager.execute_with_retry(
+            f"ALTER TABLE {self.table} ADD COLUMN IF NOT EXISTS evidence text"
+        )
+
+    async def all(self, manager: ConnectionManager) -> dict[str, TableState]:
+        """Every table's state, in one statement."""
+        result = await manager.execute_with_retry(
+            f"SELECT table_name, strategy, last_key, last_stamp, evidence FROM {self.table}"  # noqa: S608
+        )
+        return {str(row[0]): _state(row) for row in result.fetchall()}
+
+    async def set_evidence(
+        self, manager: ConnectionManager, table: str, evidence: str | None
+    ) -> None:
+        await manager.execute_with_retry(
+            text(f"UPDATE {self.table} SET evidence = :e WHERE table_name = :t"),  # noqa: S608
+            {"e": evidence, "t": table},
+        )
 
     async def get(self, manager: ConnectionManager, table: str) -> Watermark | None:
         row = (
