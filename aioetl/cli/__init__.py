@@ -184,6 +184,10 @@ def check(environment: str | None) -> None:
 )
 @click.option("--full", is_flag=True, help="Reload every table completely (atomically).")
 @click.option("--reconcile", is_flag=True, help="Delete target rows whose key left the source.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print what each table would do (the plan); copy nothing."
+)
+@click.option("--verbose", "-v", is_flag=True, help="List unchanged tables one by one too.")
 def replicate(
     environment: str | None,
     tables: str | None,
@@ -191,6 +195,8 @@ def replicate(
     concurrency: int | None,
     full: bool,
     reconcile: bool,
+    dry_run: bool,
+    verbose: bool,
 ) -> None:
     """Copy tables concurrently: source → replica → warehouse (raw)."""
     from aioetl.cli.render import BarProgress, LogProgress, summary_table
@@ -212,6 +218,18 @@ def replicate(
         )
         replicator = Replicator(settings, options, listener=progress)
         await replicator.preflight(names)  # bad input exits 2 before any row moves
+        if dry_run:
+            from aioetl.replication.plan import describe
+
+            plan = await replicator.plan(names)
+            for line in describe(plan):
+                click.echo(line)
+            idle = len(plan.unchanged)
+            click.echo(
+                f"{len(plan.tables)} tables: {len(plan.tables) - idle} to copy, {idle} "
+                f"unchanged; planning sent {plan.source_statements} statements to the source"
+            )
+            return True
         started = time.monotonic()
         try:
             with progress:
@@ -229,7 +247,7 @@ def replicate(
                 )
             )
             raise
-        console.print(summary_table(results, time.monotonic() - started))
+        console.print(summary_table(results, time.monotonic() - started, verbose=verbose))
         return all(r.ok for r in results)
 
     if not _run(run()):

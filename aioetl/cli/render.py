@@ -45,7 +45,9 @@ def check_table(checks: Sequence[ConnectionCheck]) -> Table:
 def _status(leg: LegResult) -> str:
     if leg.interrupted:
         return "[yellow]interrupted[/]"
-    return "[green]ok[/]" if leg.error is None else f"[red]failed: {leg.error}[/]"
+    if leg.error is not None:
+        return f"[red]failed: {leg.error}[/]"
+    return "[dim]unchanged[/]" if leg.unchanged else "[green]ok[/]"
 
 
 def summary_table(
@@ -54,7 +56,10 @@ def summary_table(
     *,
     not_started: Sequence[str] = (),
     interrupted_by: str | None = None,
+    verbose: bool = False,
 ) -> Table:
+    """One row per table and target; tables with nothing new are one line unless
+    ``verbose``."""
     title = f"aioetl replicate — {seconds:.1f} s"
     if interrupted_by:
         done = sum(1 for r in results if r.ok)
@@ -68,7 +73,10 @@ def summary_table(
     for column in ("table", "strategy", "target", "rows", "deleted", "seconds", "rows/s"):
         table.add_column(column, justify="left" if column in {"table", "strategy"} else "right")
     table.add_column("status")
+    quiet = [] if verbose else [r for r in results if r.unchanged]
     for result in results:
+        if result in quiet:
+            continue
         for leg in result.legs:
             table.add_row(
                 result.table,
@@ -80,6 +88,9 @@ def summary_table(
                 f"{leg.rows_per_second:,.0f}",
                 _status(leg),
             )
+    if quiet:
+        plural = "s" if len(quiet) != 1 else ""
+        table.add_row(f"{len(quiet)} table{plural}", "", "", "", "", "", "", "[dim]unchanged[/]")
     for name in not_started:
         table.add_row(name, "", "", "", "", "", "", "[dim]not started[/]")
     return table
