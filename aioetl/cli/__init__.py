@@ -188,6 +188,9 @@ def check(environment: str | None) -> None:
     "--dry-run", is_flag=True, help="Print what each table would do (the plan); copy nothing."
 )
 @click.option("--verbose", "-v", is_flag=True, help="List unchanged tables one by one too.")
+@click.option(
+    "--force", is_flag=True, help="Run outside replication.allowed_hours (production source)."
+)
 def replicate(
     environment: str | None,
     tables: str | None,
@@ -197,6 +200,7 @@ def replicate(
     reconcile: bool,
     dry_run: bool,
     verbose: bool,
+    force: bool,
 ) -> None:
     """Copy tables concurrently: source → replica → warehouse (raw)."""
     from aioetl.cli.render import BarProgress, LogProgress, summary_table
@@ -215,8 +219,11 @@ def replicate(
             concurrency=concurrency,
             full=full,
             reconcile=reconcile,
+            force=force,
         )
         replicator = Replicator(settings, options, listener=progress)
+        if not dry_run:
+            replicator.window.open()  # outside the clinic-hours window: exit 2, say when
         await replicator.preflight(names)  # bad input exits 2 before any row moves
         if dry_run:
             from aioetl.replication.plan import describe
@@ -247,8 +254,20 @@ def replicate(
                 )
             )
             raise
-        console.print(summary_table(results, time.monotonic() - started, verbose=verbose))
-        return all(r.ok for r in results)
+        console.print(
+            summary_table(
+                results,
+                time.monotonic() - started,
+                verbose=verbose,
+                not_started=replicator.not_started,
+            )
+        )
+        if replicator.window.closed:
+            click.echo(
+                f"stopped at the end of replication.allowed_hours ({replicator.window.hours}): "
+                f"{len(replicator.not_started)} tables not started; the next run resumes"
+            )
+        return all(r.ok or any(leg.interrupted for leg in r.legs) for r in results)
 
     if not _run(run()):
         sys.exit(EXIT_FAILED)

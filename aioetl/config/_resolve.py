@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from aioetl.config._yaml import where
+from aioetl.config.hours import DEFAULT_TIMEZONE, AllowedHours
 from aioetl.errors import ConfigError
 
 PRODUCTION: Final = "production"
@@ -143,6 +144,9 @@ REPLICATION_OPTIONS: Final[Mapping[str, _Option]] = {
     "concurrency": _Option(int, DEFAULT_CONCURRENCY, minimum=1),
     "sentinel_dates_as_null": _Option(bool, True),
     "stall_timeout": _Option(float, DEFAULT_STALL_TIMEOUT, minimum=1, nullable=True),
+    # The clinic-hours guard: "21:00-06:00" in `timezone` (an IANA name); None: any hour.
+    "allowed_hours": _Option(str, None, nullable=True),
+    "timezone": _Option(str, DEFAULT_TIMEZONE),
 }
 
 
@@ -221,6 +225,12 @@ def check_pipeline(pipeline: Mapping[str, Any], source: str) -> None:
                 f"{', '.join(sorted(REPLICATION_OPTIONS))}"
             )
         REPLICATION_OPTIONS[option].check(value, at=at)
+    if replication.get("allowed_hours") is not None or "timezone" in replication:
+        AllowedHours.parse(
+            replication.get("allowed_hours") or "00:00-23:59",
+            replication.get("timezone", DEFAULT_TIMEZONE),
+            at=f"{where(replication, 'allowed_hours') or source + ': '}replication.allowed_hours",
+        )
     connections = _require_mapping(
         _or_empty(pipeline.get("connections")), at="connections", parent=pipeline, key="connections"
     )

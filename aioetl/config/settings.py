@@ -25,6 +25,7 @@ from aioetl.config._resolve import (
     replication_options,
     resolve_environment,
 )
+from aioetl.config.hours import AllowedHours
 from aioetl.config.providers import ConfigProvider, DictConfigProvider, FileConfigProvider
 from aioetl.errors import ConfigError
 
@@ -212,6 +213,13 @@ class Settings:
     def get_replication_options(self) -> dict[str, Any]:
         """The ``replication`` section of pipeline.yml (job defaults), defaults filled in."""
         return replication_options(self.pipeline_config)
+
+    def get_allowed_hours(self) -> AllowedHours | None:
+        """The clinic-hours window of ``replicate`` on the production source, if set."""
+        options = self.get_replication_options()
+        if options["allowed_hours"] is None:
+            return None
+        return AllowedHours.parse(options["allowed_hours"], options["timezone"])
 
     # -- tables ------------------------------------------------------------------------
 

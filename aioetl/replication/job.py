@@ -36,6 +36,7 @@ from aioetl.replication.reconcile import reconcile_mysql, reconcile_postgres
 from aioetl.replication.results import LegResult, ProgressListener, QuietProgress, TableResult
 from aioetl.replication.sinks import ReplicaSink, Sink, WarehouseSink
 from aioetl.replication.state import MySQLStateStore, PostgresStateStore, Watermark
+from aioetl.replication.window import RunWindow, WindowClosedError, utc_now
 from aioetl.replication.writers import REPLICA_SESSION
 
 __all__ = [
@@ -76,6 +77,8 @@ class ReplicationOptions:
     reconcile: bool = False
     sentinel_dates_as_null: bool | None = None
     schema: PostgresSchema = PostgresSchema.RAW
+    #: Run outside ``replication.allowed_hours`` on the production source.
+    force: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency is not None and self.concurrency < 1:
@@ -105,6 +108,8 @@ class Replicator:
         options: ReplicationOptions | None = None,
         *,
         listener: ProgressListener | None = None,
+        clock: Callable[[], dt.datetime] = utc_now,
+        window: RunWindow | None = None,
     ) -> None:
         self.settings = settings
         self.options = options or ReplicationOptions()
@@ -121,6 +126,12 @@ class Replicator:
         self.results: dict[str, TableResult] = {}
         #: The plan of the current (or last) run.
         self.last_plan: Plan | None = None
+        hours = settings.get_allowed_hours()
+        guarded = settings.environment == "production" and not self.options.force
+        #: The clinic-hours window (production source only, unless ``force``).
+        self.window = window or RunWindow(hours if guarded else None, clock=clock)
+        #: Tables the current (or last) run did not start (the window closed).
+        self.not_started: list[str] = []
 
     def ordered(self, tables: Sequence[str] | None = None) -> list[str]:
         """The tables to copy, most important and largest first."""
@@ -156,7 +167,9 @@ class Replicator:
         )
 
     async def run(self, tables: Sequence[str] | None = None) -> list[TableResult]:
-        """Copy ``tables`` (default: all in tables.yml); one result per table, in run order.
+        """Copy ``tables`` (default: all in tables.yml); one result per table started or
+        found unchanged, in run order (tables the clinic-hours window left out are in
+        :attr:`not_started`).
 
         A plan comes first (see :mod:`.plan`): tables with nothing new are skipped without
         touching the source again. Results are also kept in :attr:`results` as tables
@@ -164,15 +177,19 @@ class Replicator:
         what failed and what was cut.
         """
         names = self.ordered(tables)
-        self.results = {}
+        self.results, self.not_started = {}, []
+        self.window.open()
         engines = await self._engines()
         await self._prepare_state(engines)
         plan = await self.plan(names)
         self.last_plan = plan
         gate = asyncio.Semaphore(self.concurrency)
 
-        async def one(name: str) -> TableResult:
+        async def one(name: str) -> TableResult | None:
             async with gate:
+                if self.window.closed:
+                    self.not_started.append(name)
+                    return None
                 return await self._table(name, engines, plan.table(name))
 
         async with asyncio.TaskGroup() as group:
@@ -187,7 +204,7 @@ class Replicator:
                     )
                 else:
                     tasks[name] = group.create_task(one(name), name=f"table {name}")
-        return [tasks[name].result() if name in tasks else self.results[name] for name in names]
+        return [self.results[name] for name in names if name in self.results]
 
     async def _prepare_state(self, engines: dict[str, AsyncEngine]) -> None:
         """Create the state tables once, before tables run side by side."""
@@ -240,6 +257,9 @@ class Replicator:
             except asyncio.CancelledError:
                 leg.interrupted = True
                 raise
+            except WindowClosedError as exc:
+                leg.interrupted = True
+                logger.warning("%s", exc)
             except (AioEtlError, OSError) as exc:
                 leg.error = str(exc)
                 logger.error("%s → %s failed: %s", name, leg_name, exc)
@@ -250,7 +270,7 @@ class Replicator:
             finally:
                 leg.seconds = time.monotonic() - started
                 self.listener.finished(name, leg)
-            if leg.error is not None:
+            if leg.error is not None or leg.interrupted:
                 break  # the warehouse copies the replica: never from a failed one
         return result
 
@@ -391,6 +411,7 @@ class Replicator:
                 if record:
                     last[0] = page.last
                 self._advance(name, leg, page.rows)
+                self.window.check(name)
 
             return write
 
