@@ -273,6 +273,35 @@ def replicate(
         sys.exit(EXIT_FAILED)
 
 
+@cli.command()
+@_environment_option
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people, json (one object per table) for scripts.",
+)
+def status(environment: str | None, output: str) -> None:
+    """How fresh each table is: last success, watermark, lag, rows, last error."""
+    import json
+
+    from aioetl.cli.render import status_table
+    from aioetl.status import table_status
+
+    async def run() -> None:
+        settings = await Settings.load(environment)
+        settings.validate_configs()
+        found = await table_status(settings)
+        if output == "json":
+            click.echo(json.dumps([item.as_json() for item in found], indent=2))
+        else:
+            _console().print(status_table(found))
+
+    _run(run())
+
+
 @cli.command("demo-data")
 @_environment_option
 @click.option("--patients", type=click.IntRange(min=1), default=None, help="Default: 10,000.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
@@ -20,8 +21,9 @@ from rich.table import Table
 
 from aioetl.checks import ConnectionCheck
 from aioetl.replication import LegResult, TableResult
+from aioetl.status import TableStatus
 
-__all__ = ["BarProgress", "LogProgress", "check_table", "summary_table"]
+__all__ = ["BarProgress", "LogProgress", "check_table", "status_table", "summary_table"]
 
 logger = logging.getLogger("aioetl.cli")
 
@@ -174,3 +176,30 @@ class LogProgress:
             )
         else:
             logger.error("%s → %s: failed: %s", table, leg.leg, leg.error)
+
+
+def _when(moment: dt.datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else "[dim]never[/]"
+
+
+def status_table(found: Sequence[TableStatus]) -> Table:
+    """``aioetl status``: one row per table."""
+    table = Table(title="aioetl status")
+    for column in ("table", "replica ok", "warehouse ok", "watermark", "lag"):
+        table.add_column(column)
+    table.add_column("rows (replica / warehouse)", justify="right")
+    table.add_column("last error")
+    for item in found:
+        rows = " / ".join(
+            f"{n:,}" if n is not None else "-" for n in (item.replica_rows, item.warehouse_rows)
+        )
+        table.add_row(
+            item.table,
+            _when(item.replica_last_success),
+            _when(item.warehouse_last_success),
+            item.watermark or "-",
+            item.lag or "-",
+            rows,
+            f"[red]{item.last_error}[/]" if item.last_error else "",
+        )
+    return table

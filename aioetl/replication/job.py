@@ -10,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import enum
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aioetl.config._resolve import DEFAULT_STALL_TIMEOUT, TABLE_IMPORTANCE
-from aioetl.config.settings import DatabaseType, PostgresSchema, Settings
+from aioetl.config.settings import DatabaseType, Settings
 from aioetl.core.factory import ConnectionFactory
 from aioetl.core.manager import ConnectionManager
 from aioetl.core.watchdog import Watchdog, beat
@@ -29,6 +27,8 @@ from aioetl.replication.catalog import MySQLTable, mysql_table, postgres_columns
 from aioetl.replication.columns import ZeroDates
 from aioetl.replication.drift import check_drift
 from aioetl.replication.flow import finish_despite_cancel, pipelined, together
+from aioetl.replication.history import RunRecorder
+from aioetl.replication.options import ReplicationOptions, ReplicationTarget
 from aioetl.replication.pages import GROUP_CONCAT_SESSION, KeyRangeReader, Page, StampReader
 from aioetl.replication.plan import Action, Plan, TablePlan, make_plan
 from aioetl.replication.preflight import preflight
@@ -57,32 +57,6 @@ PARALLEL_MIN_ROWS: Final = 50_000
 #: a swap before it stops anyway.
 CLEANUP_TIMEOUT: Final = 15.0
 Split = Callable[[], contextlib.AbstractAsyncContextManager[tuple[ConnectionManager, "Sink"]]]
-
-
-class ReplicationTarget(enum.StrEnum):
-    """How far ``aioetl replicate`` copies."""
-
-    REPLICA = "replica"
-    WAREHOUSE = "warehouse"
-    ALL = "all"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ReplicationOptions:
-    """Options of one run; ``None`` means pipeline.yml's ``replication`` section."""
-
-    target: ReplicationTarget = ReplicationTarget.ALL
-    concurrency: int | None = None
-    full: bool = False
-    reconcile: bool = False
-    sentinel_dates_as_null: bool | None = None
-    schema: PostgresSchema = PostgresSchema.RAW
-    #: Run outside ``replication.allowed_hours`` on the production source.
-    force: bool = False
-
-    def __post_init__(self) -> None:
-        if self.concurrency is not None and self.concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
 
 
 def _lookback(stamp: str | None, days: int) -> str | None:
@@ -180,6 +154,30 @@ class Replicator:
         self.results, self.not_started = {}, []
         self.window.open()
         engines = await self._engines()
+        recorder = RunRecorder(
+            await ConnectionFactory.get_engine(
+                self.settings, DatabaseType.ANALYTICS, self.options.schema
+            ),
+            self.options.schema.value,
+            environment=self.settings.environment,
+            options={**self.options.describe(), "tables": names},
+        )
+        await recorder.start()
+        status = "failed"
+        try:
+            results = await self._run(names, engines)
+            status = "ok" if all(r.ok for r in results) else "failed"
+            if self.window.closed:
+                status = "stopped"
+            return results
+        except asyncio.CancelledError:
+            status = "interrupted"
+            raise
+        finally:
+            done = recorder.finish(list(self.results.values()), status)
+            await finish_despite_cancel(done, grace=CLEANUP_TIMEOUT)
+
+    async def _run(self, names: list[str], engines: dict[str, AsyncEngine]) -> list[TableResult]:
         await self._prepare_state(engines)
         plan = await self.plan(names)
         self.last_plan = plan
@@ -193,7 +191,6 @@ class Replicator:
                 return await self._table(name, engines, plan.table(name))
 
         async with asyncio.TaskGroup() as group:
-            tasks = {}
             for name in names:
                 table_plan = plan.table(name)
                 if table_plan.unchanged:
@@ -203,7 +200,7 @@ class Replicator:
                         legs=[LegResult(leg=leg.leg, unchanged=True) for leg in table_plan.legs],
                     )
                 else:
-                    tasks[name] = group.create_task(one(name), name=f"table {name}")
+                    group.create_task(one(name), name=f"table {name}")
         return [self.results[name] for name in names if name in self.results]
 
     async def _prepare_state(self, engines: dict[str, AsyncEngine]) -> None:
