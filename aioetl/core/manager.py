@@ -215,14 +215,14 @@ class ConnectionManager:
                 async with deadline:
                     conn = await self._engine.connect()
             except TimeoutError as exc:
-                within = (
-                    f"{self._checkout_timeout:g}s (pool_timeout + connect_timeout)"
+                what = (
+                    "could not get a working connection within "
+                    f"{self._checkout_timeout:g}s (pool_timeout + connect_timeout + 5 s)"
                     if deadline.expired()
-                    else "connect_timeout"
+                    else "could not connect within connect_timeout"
                 )
                 raise DatabaseConnectionError(
-                    f"{self._label}: could not get a working connection within {within}",
-                    database=self._label,
+                    f"{self._label}: {what}", database=self._label
                 ) from exc
             try:
                 for statement in self._session:
