@@ -101,17 +101,15 @@ class _Refused(Exception):
 
 def _no_tls_message(policy: TlsPolicy) -> str:
     return (
-        f"{policy.label}: the server does not offer TLS and ssl_mode is {policy.mode}; "
-        "no password was sent. Enable TLS on the server, or set "
-        f"{policy.stem}_SSL_MODE=prefer only if the network path is trusted"
+        f"{policy.label}: the server offers no TLS (ssl_mode {policy.mode}); "
+        "no password was sent: enable TLS on the server"
     )
 
 
 def _cleartext_message(policy: TlsPolicy, plugin: str) -> str:
     return (
-        f"{policy.label}: the server asked for the {plugin} authentication, which sends the "
-        "password in the clear, on a connection without TLS; no password was sent. "
-        f"Enable TLS on the server and set {policy.stem}_SSL_MODE=verify-full"
+        f"{policy.label}: the server asked for {plugin} authentication, which sends the "
+        "password in the clear, without TLS; no password was sent: enable TLS on the server"
     )
 
 
@@ -204,13 +202,15 @@ def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
 
 
 def _handshake_message(policy: TlsPolicy, error: ssl.SSLError) -> str:
-    detail = getattr(error, "verify_message", None) or error.reason or type(error).__name__
-    hint = (
-        f"check {policy.stem}_SSL_CA (the CA that signed the server's certificate)"
-        if isinstance(error, ssl.SSLCertVerificationError)
-        else f"check the server's TLS set-up and {policy.stem}_SSL_MODE"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return (
+            f"{policy.label}: TLS certificate verify failed ({error.verify_message}): "
+            f"check {policy.stem}_SSL_CA"
+        )
+    return (
+        f"{policy.label}: TLS handshake failed ({error.reason or type(error).__name__}): "
+        f"check the server's TLS set-up and {policy.stem}_SSL_MODE"
     )
-    return f"{policy.label}: TLS handshake failed ({detail}; ssl_mode {policy.mode}): {hint}"
 
 
 def _context_factory(policy: TlsPolicy) -> Callable[[], Awaitable[ssl.SSLContext | None]]:
@@ -224,7 +224,8 @@ def _context_factory(policy: TlsPolicy) -> Callable[[], Awaitable[ssl.SSLContext
             except (OSError, ssl.SSLError) as exc:
                 raise TlsError(
                     f"{policy.label}: cannot load the TLS files ({exc.strerror or exc}): "
-                    f"check {policy.stem}_SSL_CA, _SSL_CERT and _SSL_KEY"
+                    f"check {policy.stem}_SSL_CA, _SSL_CERT and _SSL_KEY",
+                    database=policy.label,
                 ) from None
             built.append(context)
         return built[0]
@@ -253,10 +254,10 @@ def mysql_connector(
         except BaseException as exc:
             conn.close()
             if isinstance(exc, _Refused):
-                raise TlsError(str(exc)) from None
+                raise TlsError(str(exc), database=policy.label) from None
             failure = _tls_failure(exc)
             if failure is not None and isinstance(exc, Exception):
-                raise TlsError(_handshake_message(policy, failure)) from exc
+                raise TlsError(_handshake_message(policy, failure), database=policy.label) from exc
             raise
         return conn
 
@@ -287,10 +288,10 @@ def postgres_connector(*, policy: TlsPolicy) -> Callable[..., Awaitable[Any]]:
             return await importlib.import_module("asyncpg").connect(*args, **kwargs)
         except Exception as exc:
             if policy.required and any(text in str(exc) for text in _POSTGRES_NO_TLS):
-                raise TlsError(_no_tls_message(policy)) from None
+                raise TlsError(_no_tls_message(policy), database=policy.label) from None
             failure = _tls_failure(exc)
             if failure is not None:
-                raise TlsError(_handshake_message(policy, failure)) from exc
+                raise TlsError(_handshake_message(policy, failure), database=policy.label) from exc
             raise
 
     return connect
