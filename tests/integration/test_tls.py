@@ -48,12 +48,17 @@ needs_servers = pytest.mark.skipif(
 
 TABLE = "tls_probe"
 TABLES_YML = f"tables:\n  {TABLE}:\n    primary_key: Id\n    extraction_strategy: full\n"
+
+
 #: No retries: a TLS failure is never retried anyway, and a check should answer at once.
-PIPELINE_YML = """connections:
-  source: {rate_limit_interval: 0, max_retries: 0, connect_timeout: 10}
-  replication: {max_retries: 0, connect_timeout: 10}
-  analytics: {max_retries: 0, connect_timeout: 10}
+def _pipeline_yml(driver: str = "aiomysql") -> str:
+    return f"""connections:
+  source: {{rate_limit_interval: 0, max_retries: 0, connect_timeout: 10, driver: {driver}}}
+  replication: {{max_retries: 0, connect_timeout: 10, driver: {driver}}}
+  analytics: {{max_retries: 0, connect_timeout: 10}}
 """
+
+
 MYSQL_TLS_SETUP = f"""
 CREATE TABLE src.{TABLE} (Id int PRIMARY KEY, Name varchar(40) NOT NULL);
 INSERT INTO src.{TABLE} VALUES (1, 'Ada'), (2, 'Grace'), (3, 'Hedy');
@@ -223,7 +228,7 @@ def _cli(servers: TlsServers, config_dir: Path, *args: str, **changes: str) -> t
 
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
-    (tmp_path / "pipeline.yml").write_text(PIPELINE_YML)
+    (tmp_path / "pipeline.yml").write_text(_pipeline_yml())
     (tmp_path / "tables.yml").write_text(TABLES_YML)
     return tmp_path
 
@@ -242,9 +247,11 @@ def _warehouse_count(server: ThrowawayPostgres) -> str:
 
 
 @needs_servers
+@pytest.mark.parametrize("driver", ["aiomysql", "asyncmy"])
 def test_check_with_the_right_ca_shows_tls_everywhere(
-    tls_servers: TlsServers, config_dir: Path
+    tls_servers: TlsServers, config_dir: Path, driver: str
 ) -> None:
+    (config_dir / "pipeline.yml").write_text(_pipeline_yml(driver))
     code, output = _cli(tls_servers, config_dir, "check", "--env", "test")
     assert code == 0, output
     for name in ("source", "replication", "analytics.raw", "analytics.marts"):
