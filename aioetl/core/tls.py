@@ -234,18 +234,26 @@ def _context_factory(policy: TlsPolicy) -> Callable[[], Awaitable[ssl.SSLContext
 
 
 def mysql_connector(
-    driver: str, *, timeout: float, policy: TlsPolicy
+    driver: str,
+    *,
+    timeout: float,
+    policy: TlsPolicy,
+    base: type | None = None,
+    init_kwargs: Mapping[str, Any] | None = None,
 ) -> Callable[..., Awaitable[Any]]:
     """The connect function SQLAlchemy's MySQL dialects call (``async_creator_fn``).
 
     Bounded as a whole, handshake and login included: aiomysql's and asyncmy's
-    ``connect_timeout`` only covers opening the socket.
+    ``connect_timeout`` only covers opening the socket. ``base`` is the Connection class
+    the TLS checks are put on (default: the driver's own), ``init_kwargs`` more arguments
+    for it.
     """
     get_context = _context_factory(policy)
+    extra = dict(init_kwargs or {})
 
     async def connect(*args: Any, **kwargs: Any) -> Any:
         context = await get_context()
-        conn = tls_guarded(driver)(*args, **kwargs, ssl=context)
+        conn = tls_guarded(driver, base)(*args, **kwargs, **extra, ssl=context)
         conn._aioetl_tls = policy
         conn._aioetl_ssl_context = context
         try:
