@@ -268,10 +268,14 @@ def test_replicate_with_the_right_ca(tls_servers: TlsServers, config_dir: Path) 
 
 
 @needs_servers
-@pytest.mark.parametrize("command", ["check", "replicate"])
+@pytest.mark.parametrize(
+    ("command", "driver"),
+    [("check", "aiomysql"), ("check", "asyncmy"), ("replicate", "aiomysql")],
+)
 def test_another_ca_fails_clearly(
-    tls_servers: TlsServers, config_dir: Path, pki: Pki, command: str
+    tls_servers: TlsServers, config_dir: Path, pki: Pki, command: str, driver: str
 ) -> None:
+    (config_dir / "pipeline.yml").write_text(_pipeline_yml(driver))
     code, output = _cli(tls_servers, config_dir, command, "--env", "test", **_other_ca(pki))
     assert code == 1, output
     assert "Traceback" not in output
