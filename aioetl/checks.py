@@ -79,7 +79,7 @@ async def _check(
                 reason = "the source session is not read-only"
             tls = await _tls_version(manager, db_type)
             return ConnectionCheck(
-                label, where, not reason, version, latency, read_only, reason, tls
+                label, where, not reason, version, latency, read_only, reason, tls=tls
             )
     except AioEtlError as exc:
         return ConnectionCheck(label, where, False, reason=_reason(exc))
