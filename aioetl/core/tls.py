@@ -222,8 +222,9 @@ def _context_factory(policy: TlsPolicy) -> Callable[[], Awaitable[ssl.SSLContext
             try:
                 context = await asyncio.to_thread(ssl_context, policy)
             except (OSError, ssl.SSLError) as exc:
+                detail = getattr(exc, "reason", None) or exc.strerror or exc
                 raise TlsError(
-                    f"{policy.label}: cannot load the TLS files ({exc.strerror or exc}): "
+                    f"{policy.label}: cannot load the TLS files ({detail}): "
                     f"check {policy.stem}_SSL_CA, _SSL_CERT and _SSL_KEY",
                     database=policy.label,
                 ) from None
