@@ -34,6 +34,7 @@ from aioetl.errors import (
     RetryExhaustedError,
     StallError,
     StatementTimeoutError,
+    TlsError,
     TransientDatabaseError,
 )
 
@@ -63,6 +64,7 @@ __all__ = [
     "Settings",
     "StallError",
     "StatementTimeoutError",
+    "TlsError",
     "TransientDatabaseError",
     "__version__",
     "create_connection_manager",

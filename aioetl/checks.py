@@ -28,6 +28,8 @@ class ConnectionCheck:
     latency_ms: float | None = None
     read_only: bool | None = None
     reason: str = ""
+    #: The TLS version the server reports for this session (``TLSv1.3``), or ``none``.
+    tls: str = ""
 
 
 def _targets() -> list[tuple[str, DatabaseType, PostgresSchema | None]]:
@@ -75,9 +77,24 @@ async def _check(
                 read_only = any(str(value).upper() in {"ON", "1"} for _, value in flags)
             if db_type is DatabaseType.SOURCE and not read_only:
                 reason = "the source session is not read-only"
-            return ConnectionCheck(label, where, not reason, version, latency, read_only, reason)
+            tls = await _tls_version(manager, db_type)
+            return ConnectionCheck(
+                label, where, not reason, version, latency, read_only, reason, tls=tls
+            )
     except AioEtlError as exc:
         return ConnectionCheck(label, where, False, reason=_reason(exc))
+
+
+async def _tls_version(manager: ConnectionManager, db_type: DatabaseType) -> str:
+    """What the server says about this session's TLS: what the driver did, not was asked."""
+    if db_type is DatabaseType.ANALYTICS:
+        statement = "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+        value = (await manager.execute_with_retry(statement)).scalar()
+    else:
+        # SHOW works on MariaDB and on MySQL 5.6 to 8 alike; the status tables moved.
+        rows = (await manager.execute_with_retry("SHOW SESSION STATUS LIKE 'Ssl_version'")).all()
+        value = rows[0][1] if rows else None
+    return str(value) if value else "none"
 
 
 def _reason(exc: AioEtlError) -> str:

@@ -12,6 +12,7 @@
     │   ├── PoolTimeoutError(DatabaseError, TimeoutError)
     │   ├── ReadOnlyViolationError
     │   ├── CommitOutcomeUnknownError
+    │   ├── TlsError
     │   └── RetryExhaustedError
     └── ReplicationError(AioEtlError)
         └── StallError(ReplicationError, TimeoutError)
@@ -36,6 +37,7 @@ __all__ = [
     "RetryExhaustedError",
     "StallError",
     "StatementTimeoutError",
+    "TlsError",
     "TransientDatabaseError",
 ]
 
@@ -99,6 +101,13 @@ class ReadOnlyViolationError(DatabaseError):
 
 class CommitOutcomeUnknownError(DatabaseError):
     """The connection was lost during COMMIT: the statement may or may not be applied."""
+
+
+class TlsError(DatabaseError):
+    """TLS that ``ssl_mode`` requires did not come up (no TLS offered, certificate refused).
+
+    Raised before any password is sent; never retried, since a retry meets the same server.
+    """
 
 
 class RetryExhaustedError(DatabaseError):

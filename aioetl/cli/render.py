@@ -8,7 +8,8 @@ import time
 from collections.abc import Sequence
 from types import TracebackType
 
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,6 +19,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from aioetl.checks import ConnectionCheck
 from aioetl.replication import LegResult, TableResult
@@ -28,20 +30,42 @@ __all__ = ["BarProgress", "LogProgress", "check_table", "status_table", "summary
 logger = logging.getLogger("aioetl.cli")
 
 
-def check_table(checks: Sequence[ConnectionCheck]) -> Table:
-    table = Table(title="aioetl check")
-    for column in ("database", "where", "version", "latency", "read-only", "status"):
-        table.add_column(column, justify="right" if column == "latency" else "left")
+def _short_version(version: str) -> str:
+    """``10.11.19-MariaDB`` for ``10.11.19-MariaDB-0+deb12u1``: the packager's suffix off."""
+    marker = "-MariaDB"
+    if marker in version:
+        return version[: version.index(marker) + len(marker)]
+    return version.split("-")[0]
+
+
+def check_table(checks: Sequence[ConnectionCheck]) -> RenderableType:
+    """One row per database (where it is under its name), then one line per failure.
+
+    Seven columns side by side do not fit in 80; this does.
+    """
+    table = Table(title="aioetl check", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+    for column in ("database", "version", "latency", "read-only", "tls", "status"):
+        table.add_column(
+            column,
+            justify="right" if column == "latency" else "left",
+            overflow="fold",
+            no_wrap=column != "database",
+        )
     for check in checks:
         table.add_row(
-            check.database,
-            check.where,
-            check.version,
+            Text.assemble(check.database, "\n", (check.where, "dim")),
+            _short_version(check.version),
             f"{check.latency_ms:.1f} ms" if check.latency_ms is not None else "",
             "" if check.read_only is None else ("yes" if check.read_only else "no"),
-            "[green]ok[/]" if check.ok else f"[red]{check.reason}[/]",
+            check.tls,
+            "[green]ok[/]" if check.ok else "[red]failed[/]",
         )
-    return table
+    failures = [
+        Text.assemble((check.database, "bold"), ": ", (check.reason, "red"))
+        for check in checks
+        if not check.ok
+    ]
+    return Group(table, *failures)
 
 
 def _status(leg: LegResult) -> str:

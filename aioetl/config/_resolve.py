@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from aioetl.config._tls import SSL_MODES, resolve_tls
 from aioetl.config._yaml import where
 from aioetl.config.hours import DEFAULT_TIMEZONE, AllowedHours
 from aioetl.errors import ConfigError
@@ -113,6 +114,11 @@ _POOL_OPTIONS: Final = {
     "max_retries": _Option(int, DEFAULT_MAX_RETRIES, minimum=0),
     "retry_backoff_base": _Option(float, DEFAULT_RETRY_BACKOFF_BASE, minimum=0),
     "retry_backoff_max": _Option(float, DEFAULT_RETRY_BACKOFF_MAX, minimum=0),
+    # TLS: resolved with the <PREFIX>_SSL_* variables by aioetl.config._tls (env wins).
+    "ssl_mode": _Option(str, None, choices=SSL_MODES, nullable=True),
+    "ssl_ca": _Option(str, None, nullable=True),
+    "ssl_cert": _Option(str, None, nullable=True),
+    "ssl_key": _Option(str, None, nullable=True),
 }
 _MYSQL_OPTIONS: Final = {
     **_POOL_OPTIONS,
@@ -313,7 +319,18 @@ def build_connection_config(
     options = CONNECTION_OPTIONS[db_type]
     config.update({name: option.default for name, option in options.items()})
     connections = pipeline.get("connections") or {}
-    config.update(connections.get(db_type.value) or {})
+    section = connections.get(db_type.value) or {}
+    config.update(section)
+    config.update(
+        resolve_tls(
+            env=env,
+            stem=f"{prefix}{VARIABLE_STEMS[db_type]}",
+            section=f"connections.{db_type.value}",
+            options=section,
+            host=config["host"],
+            origin=origin,
+        )
+    )
     for name, option in options.items():
         if option.kind is float and config[name] is not None:
             config[name] = float(config[name])

@@ -7,16 +7,15 @@ effect without a server.
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sqlalchemy.engine import URL
 
-from aioetl.config._resolve import DatabaseType
+from aioetl.config._resolve import ENV_PREFIXES, VARIABLE_STEMS, DatabaseType
 from aioetl.core.retry import RetryPolicy
+from aioetl.core.tls import TlsPolicy, mysql_connector, postgres_connector
 
 __all__ = ["EngineProfile", "EngineSpec", "engine_spec"]
 
@@ -66,19 +65,11 @@ class EngineSpec:
     profile: EngineProfile
 
 
-def _bounded_connect(driver: str, timeout: float) -> Callable[..., Awaitable[Any]]:
-    """The driver's connect, bounded as a whole (handshake and login included).
-
-    aiomysql's and asyncmy's ``connect_timeout`` only covers opening the socket: a server
-    that accepts and never answers would otherwise hang the connect forever.
-    """
-
-    async def connect(*args: Any, **kwargs: Any) -> Any:
-        module = importlib.import_module(driver)
-        async with asyncio.timeout(timeout):
-            return await module.connect(*args, **kwargs)
-
-    return connect
+def _tls_policy(config: Mapping[str, Any], db_type: DatabaseType, environment: str) -> TlsPolicy:
+    """The database's TLS settings, with the names its messages point the user at."""
+    stem = f"{ENV_PREFIXES[environment]}{VARIABLE_STEMS[db_type]}"
+    label = f"{db_type.value} {config['host']}:{config['port']}/{config['database']}"
+    return TlsPolicy.from_config(config, stem=stem, label=label)
 
 
 def engine_spec(config: Mapping[str, Any], db_type: DatabaseType, environment: str) -> EngineSpec:
@@ -113,6 +104,9 @@ def engine_spec(config: Mapping[str, Any], db_type: DatabaseType, environment: s
                 "search_path": config["schema"],
                 "application_name": config["application_name"],
             },
+            "async_creator_fn": postgres_connector(
+                policy=_tls_policy(config, db_type, environment)
+            ),
         }
         statement_timeout = (
             config["command_timeout"] + POSTGRES_DEADLINE_GRACE
@@ -133,7 +127,11 @@ def engine_spec(config: Mapping[str, Any], db_type: DatabaseType, environment: s
         connect_args = {
             "connect_timeout": config["connect_timeout"],
             # SQLAlchemy's MySQL adapters take the connect function from this key.
-            "async_creator_fn": _bounded_connect(driver, config["connect_timeout"]),
+            "async_creator_fn": mysql_connector(
+                driver,
+                timeout=config["connect_timeout"],
+                policy=_tls_policy(config, db_type, environment),
+            ),
         }
         if db_type is DatabaseType.SOURCE:
             connect_args["init_command"] = SOURCE_READ_ONLY_COMMAND

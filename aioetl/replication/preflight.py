@@ -19,7 +19,13 @@ from aioetl.config.settings import DatabaseType, Settings
 from aioetl.core.errors_map import is_database_error, translate
 from aioetl.core.factory import engine_profile
 from aioetl.core.manager import ConnectionManager
-from aioetl.errors import AioEtlError, ConfigError, DatabaseError, RetryExhaustedError
+from aioetl.errors import (
+    AioEtlError,
+    ConfigError,
+    DatabaseError,
+    RetryExhaustedError,
+    TlsError,
+)
 
 __all__ = ["preflight"]
 
@@ -51,6 +57,11 @@ async def _connect(
         await manager.execute_with_retry("SELECT 1")
     except AioEtlError as exc:
         kind = exc.last_error if isinstance(exc, RetryExhaustedError) else exc
+        if isinstance(kind, TlsError):
+            # Not bad input: a certificate that fails may be someone in the middle (exit 1).
+            if kind is exc:
+                raise
+            raise kind from exc
         denied = isinstance(kind, DatabaseError) and (
             kind.code in _ACCESS_DENIED or kind.sqlstate in _ACCESS_DENIED_STATES
         )

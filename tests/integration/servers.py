@@ -12,7 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 MYSQL_SETUP = """
@@ -51,6 +51,8 @@ class ThrowawayMariaDB:
     port: int = field(default_factory=free_port)
     datadir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="aioetl-mariadb-"))
     process: subprocess.Popen[bytes] | None = None
+    #: More server options (TLS files, for instance).
+    extra_args: Sequence[str] = ()
 
     def install(self) -> None:
         subprocess.run(
@@ -81,6 +83,7 @@ class ThrowawayMariaDB:
                 "--sql-mode=",
                 "--skip-log-bin",
                 "--innodb-buffer-pool-size=64M",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -201,8 +204,8 @@ class ThrowawayPostgres:
 
 
 @contextlib.contextmanager
-def throwaway_mariadb() -> Iterator[ThrowawayMariaDB]:
-    server = ThrowawayMariaDB()
+def throwaway_mariadb(extra_args: Sequence[str] = ()) -> Iterator[ThrowawayMariaDB]:
+    server = ThrowawayMariaDB(extra_args=extra_args)
     try:
         server.install()
         server.start()
@@ -213,10 +216,15 @@ def throwaway_mariadb() -> Iterator[ThrowawayMariaDB]:
 
 
 @contextlib.contextmanager
-def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+def throwaway_postgres(
+    configure: Callable[[ThrowawayPostgres], None] | None = None,
+) -> Iterator[ThrowawayPostgres]:
+    """``configure`` runs between initdb and the first start (TLS files, pg_hba.conf)."""
     server = ThrowawayPostgres()
     try:
         server.install()
+        if configure is not None:
+            configure(server)
         server.start()
         for statement in POSTGRES_SETUP:
             server.sql(statement)
