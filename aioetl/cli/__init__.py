@@ -348,6 +348,36 @@ def demo_data(environment: str | None, patients: int | None, seed: int | None) -
     )
 
 
+@cli.command()
+@_environment_option
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="The tables.yml to merge into and write (default: tables.yml of AIOETL_CONFIG_DIR).",
+)
+@click.option("--include", multiple=True, metavar="GLOB", help="Only tables matching (repeat).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Leave matching tables out.")
+@click.option("--check", is_flag=True, help="Report differences with tables.yml; write nothing.")
+def discover(
+    environment: str | None,
+    output: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    check: bool,
+) -> None:
+    """Write tables.yml for every table of the source, keeping your edits to it."""
+    from aioetl.cli.discovering import run_discover
+
+    code = _run(
+        run_discover(
+            environment=environment, output=output, include=include, exclude=exclude, check=check
+        )
+    )
+    if code:
+        sys.exit(code)
+
+
 @functools.wraps(cli)
 def main(*args: Any, **kwargs: Any) -> Any:
     """Console-script entry point."""
