@@ -306,7 +306,16 @@ def status(environment: str | None, output: str) -> None:
 @_environment_option
 @click.option("--patients", type=click.IntRange(min=1), default=None, help="Default: 10,000.")
 @click.option("--seed", type=int, default=None, help="Default: 42 (same seed, same clinic).")
-def demo_data(environment: str | None, patients: int | None, seed: int | None) -> None:
+@click.option(
+    "--tables",
+    "catalog_tables",
+    type=click.IntRange(min=9),
+    default=None,
+    help="Also add small OpenDental-like tables until there are N in all (e.g. 400).",
+)
+def demo_data(
+    environment: str | None, patients: int | None, seed: int | None, catalog_tables: int | None
+) -> None:
     """Create a synthetic OpenDental clinic in the source database (needs the admin user)."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -324,11 +333,19 @@ def demo_data(environment: str | None, patients: int | None, seed: int | None) -
         url = spec.url
         engine = create_async_engine(url, **spec.kwargs)
         try:
-            return await create_demo_clinic(
+            counts = await create_demo_clinic(
                 engine,
                 patients=patients or DEFAULT_PATIENTS,
                 seed=DEFAULT_SEED if seed is None else seed,
             )
+            if catalog_tables is not None:
+                from aioetl.demo.catalog import create_demo_catalog
+
+                extra = await create_demo_catalog(
+                    engine, tables=catalog_tables, seed=DEFAULT_SEED if seed is None else seed
+                )
+                generated.extend(extra.values())
+            return counts
         except Exception as exc:
             from aioetl.core.errors_map import is_database_error, translate
 
@@ -338,13 +355,15 @@ def demo_data(environment: str | None, patients: int | None, seed: int | None) -
         finally:
             await engine.dispose()
 
+    generated: list[int] = []
     started = time.monotonic()
     counts = _run(run())
-    total = sum(counts.values())
+    total = sum(counts.values()) + sum(generated)
     click.echo(
-        f"demo clinic: {total:,} rows in {len(counts)} tables "
+        f"demo clinic: {total:,} rows in {len(counts) + len(generated)} tables "
         f"({time.monotonic() - started:.1f} s): "
         + ", ".join(f"{name} {rows:,}" for name, rows in counts.items())
+        + (f", {len(generated)} generated tables {sum(generated):,}" if generated else "")
     )
 
 

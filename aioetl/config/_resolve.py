@@ -383,8 +383,7 @@ def _check_primary_key(value: Any, *, at: str) -> str | tuple[str, ...] | None:
             raise ConfigError(f"{at}primary_key lists a column twice: {list(columns)!r}")
         return columns[0] if len(columns) == 1 else columns
     raise ConfigError(
-        f"{at}primary_key must be a column name or a non-empty list of column names, "
-        f"got {value!r}"
+        f"{at}primary_key must be a column name or a non-empty list of column names, got {value!r}"
     )
 
 
