@@ -27,6 +27,7 @@ from aioetl.core.manager import ConnectionManager
 from aioetl.errors import ConfigError
 from aioetl.replication.catalog_batch import read_source_catalog
 from aioetl.replication.discover import differences, discover, render
+from aioetl.replication.tables_text import Comments, read_comments
 
 __all__ = ["run_discover"]
 
@@ -40,22 +41,23 @@ class _WithoutTables(FileConfigProvider):
         return await super().get_config(config_type)
 
 
-def _read_existing(path: Path) -> dict[str, Any] | None:
-    """The existing tables.yml as parsed, ``None`` when there is none; it must be valid."""
+def _read_existing(path: Path) -> tuple[dict[str, Any] | None, Comments]:
+    """The existing tables.yml as parsed (``None`` when there is none; it must be valid)
+    and the comments the user wrote in it."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return None
+        return None, Comments()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read ({exc})") from None
     data = parse_yaml(text, str(path))
     if data is None:
-        return None
+        return None, Comments()
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     # Merging into a file the loader rejects would hide its error: fix it first.
     check_tables(data, str(path))
-    return data
+    return data, read_comments(text)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -89,13 +91,20 @@ async def run_discover(
     provider = _WithoutTables()
     settings = await Settings.load(environment, provider)
     path = Path(output) if output else provider.config_dir / "tables.yml"
-    existing = await asyncio.to_thread(_read_existing, path)
+    existing, comments = await asyncio.to_thread(_read_existing, path)
     engine = await ConnectionFactory.get_engine(settings, DatabaseType.SOURCE)
     # The engine's own rate limit and retries: three statements on the clinic's server.
     async with ConnectionManager(engine) as manager:
         catalog = await read_source_catalog(manager)
     database = str(settings.get_source_connection_config()["database"])
-    found = discover(catalog, existing, database=database, include=include, exclude=exclude)
+    found = discover(
+        catalog,
+        existing,
+        database=database,
+        include=include,
+        exclude=exclude,
+        comments=comments,
+    )
     if check:
         lines = differences(found, catalog)
         for line in lines:

@@ -27,29 +27,32 @@ are measurements, not decisions: they are refreshed on every run. Tables no long
 source are **removed** and reported (a table listed in tables.yml but missing from the
 source fails every replicate run, and the file is the place to look for what was there).
 Entries for tables that the filters leave out are kept: only the user removes them.
-Comments in the existing file are not carried over; discover writes its own.
+The user's comments in and above an entry are kept (:mod:`.tables_text`); discover's own
+start with ``discover:`` and are rewritten.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import math
-import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import yaml
-
 from aioetl.config._resolve import DEFAULT_BATCH_SIZE, IDENTIFIER
 from aioetl.replication.catalog_batch import SourceCatalog, TableCatalog
+from aioetl.replication.opendental import (
+    APPEND_ONLY_LOG_TABLES,
+    INTERNAL_PATTERNS,
+    KNOWN_TABLES,
+    PREFERRED_STAMPS,
+    SCRATCH_PATTERNS,
+    STANDARD,
+)
+from aioetl.replication.tables_text import NOTE_PREFIX, Comments, yaml_value
 
 __all__ = [
-    "APPEND_ONLY_LOG_TABLES",
-    "KNOWN_TABLES",
-    "SCRATCH_PATTERNS",
     "Discovery",
-    "KnownTable",
     "TableEntry",
     "differences",
     "discover",
@@ -58,32 +61,6 @@ __all__ = [
     "render",
 ]
 
-#: Names of leftover tables that real clinics hold (copies, backups, experiments), left
-#: out unless an --include pattern names them. Compared case-insensitively.
-SCRATCH_PATTERNS: Final = (
-    "tmp_*",
-    "temp_*",
-    "backup_*",
-    "bak_*",
-    "old_*",
-    "copy_*",
-    "test_*",
-    "*_tmp",
-    "*_temp",
-    "*_backup",
-    "*_bak",
-    "*_old",
-    "*_copy",
-)
-#: aioetl's own tables (state, half-built reloads): never replicated.
-INTERNAL_PATTERNS: Final = ("_aioetl_*", "*__aioetl_new")
-#: Preferred change stamps, in order: OpenDental's two names for the same clause.
-PREFERRED_STAMPS: Final = ("DateTStamp", "SecDateTEdit")
-#: OpenDental tables that are only ever inserted into, so their auto-increment key is a
-#: watermark. securitylog is OpenDental's audit log; securityloghash holds one hash per
-#: securitylog row; entrylog records data entry. A table not listed here is never
-#: assumed append-only: a missed UPDATE would go unnoticed.
-APPEND_ONLY_LOG_TABLES: Final = frozenset({"securitylog", "securityloghash", "entrylog"})
 #: Rows per page aimed at: big enough that the source's rate limit costs little, small
 #: enough that a MyISAM table is never locked for long.
 TARGET_PAGE_BYTES: Final = 8 * 1024 * 1024
@@ -92,58 +69,6 @@ MAX_BATCH_SIZE: Final = 50_000
 _BATCH_STEP: Final = 1_000
 _MIB: Final = 1024 * 1024
 
-
-@dataclass(frozen=True, slots=True)
-class KnownTable:
-    """What aioetl knows about an OpenDental table: its importance and look-back."""
-
-    importance: str
-    lookback_days: int = 0
-
-
-_MONEY_AND_CARE: Final = KnownTable("critical", lookback_days=30)
-_INSURANCE: Final = KnownTable("important", lookback_days=30)
-#: OpenDental tables by importance (the order replicate works in). The demo tables have
-#: the values of config/tables.yml; the others follow the same reading: patients, visits,
-#: procedures and money are critical; insurance and communication important; audit logs
-#: audit; small lookup tables reference.
-KNOWN_TABLES: Final[Mapping[str, KnownTable]] = {
-    "patient": _MONEY_AND_CARE,
-    "appointment": _MONEY_AND_CARE,
-    "procedurelog": _MONEY_AND_CARE,
-    "payment": _MONEY_AND_CARE,
-    "paysplit": _MONEY_AND_CARE,
-    "adjustment": _MONEY_AND_CARE,
-    "claim": _INSURANCE,
-    "claimproc": _INSURANCE,
-    "claimpayment": _INSURANCE,
-    "insplan": _INSURANCE,
-    "inssub": _INSURANCE,
-    "patplan": _INSURANCE,
-    "benefit": _INSURANCE,
-    "payplan": _INSURANCE,
-    "payplancharge": _INSURANCE,
-    "commlog": KnownTable("important"),
-    "recall": KnownTable("important"),
-    "securitylog": KnownTable("audit"),
-    "securityloghash": KnownTable("audit"),
-    "entrylog": KnownTable("audit"),
-    "histappointment": KnownTable("audit"),
-    "definition": KnownTable("reference"),
-    "legacy_note": KnownTable("reference"),
-    "provider": KnownTable("reference"),
-    "clinic": KnownTable("reference"),
-    "operatory": KnownTable("reference"),
-    "procedurecode": KnownTable("reference"),
-    "fee": KnownTable("reference"),
-    "feesched": KnownTable("reference"),
-    "carrier": KnownTable("reference"),
-    "employer": KnownTable("reference"),
-    "referral": KnownTable("reference"),
-    "userod": KnownTable("reference"),
-    "preference": KnownTable("reference"),
-}
-_STANDARD: Final = KnownTable("standard")
 
 #: The options of an entry in the order discover writes them, grouped: a group the user
 #: set is kept whole, a group they left out is filled in.
@@ -259,7 +184,7 @@ def propose(table: TableCatalog) -> TableEntry:
     key = table.primary_key
     stamp, stamp_notes = _stamp(table)
     notes.extend(stamp_notes)
-    known = KNOWN_TABLES.get(table.name.lower(), _STANDARD)
+    known = KNOWN_TABLES.get(table.name.lower(), STANDARD)
     lookback = known.lookback_days
     if not key:
         notes.append(
@@ -324,6 +249,8 @@ class Discovery:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     proposals: dict[str, TableEntry] = field(default_factory=dict)
+    #: The user's comments from the existing file, put back where they were.
+    comments: Comments = field(default_factory=Comments)
 
 
 def existing_tables(existing: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
@@ -346,6 +273,7 @@ def discover(
     database: str,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    comments: Comments | None = None,
 ) -> Discovery:
     """Propose an entry for every selected base table and merge the existing file in.
 
@@ -402,13 +330,14 @@ def discover(
         include=tuple(include),
         exclude=tuple(exclude),
         proposals=proposals,
+        comments=comments or Comments(),
     )
 
 
 def _kept_notes(merged: Mapping[str, Any], proposed: Mapping[str, Any]) -> tuple[str, ...]:
     """Where the user's choice differs from discover's, say what discover would write."""
     changed = [
-        f"{key}: {_value(proposed.get(key))}"
+        f"{key}: {yaml_value(proposed.get(key))}"
         for key in ("primary_key", "extraction_strategy", "incremental_column")
         if merged.get(key) != proposed.get(key)
     ]
@@ -416,14 +345,6 @@ def _kept_notes(merged: Mapping[str, Any], proposed: Mapping[str, Any]) -> tuple
 
 
 # --- rendering ----------------------------------------------------------------------
-
-
-def _value(value: Any) -> str:
-    """``value`` as a YAML flow value that reads back as the same value."""
-    if isinstance(value, str) and IDENTIFIER.match(value) and yaml.safe_load(value) == value:
-        return value
-    dumped = yaml.safe_dump(value, default_flow_style=True, width=1_000_000, sort_keys=False)
-    return dumped.removesuffix("\n...\n").strip()
 
 
 def _wrapped(label: str, names: Sequence[str], width: int = 88) -> list[str]:
@@ -442,13 +363,14 @@ def _wrapped(label: str, names: Sequence[str], width: int = 88) -> list[str]:
 def _header(found: Discovery) -> list[str]:
     lines = [
         "# The tables aioetl replicates, and how: written by `aioetl discover` from the",
-        f"# source database {_value(found.database)} ({len(found.entries)} tables).",
+        f"# source database {yaml_value(found.database)} ({len(found.entries)} tables).",
         "#",
         "# Review it, then run `aioetl replicate`. Rerun `aioetl discover` after an OpenDental",
         "# upgrade or when tables come and go: your edits to an entry are kept (the",
         "# estimates are refreshed), new tables are added, and tables gone from the source",
         "# are removed. `aioetl discover --check` lists the differences without writing.",
-        "# Comments are rewritten by each run: keep your notes elsewhere.",
+        "# Comments you add to an entry are kept; those starting with `discover:` are",
+        "# rewritten by each run.",
         "#",
         _LEGEND,
     ]
@@ -477,12 +399,14 @@ def render(found: Discovery) -> str:
     lines = _header(found)
     lines.append("tables:" if found.entries else "tables: {}")
     for name, entry in found.entries.items():
-        for note in found.notes.get(name, ()):
-            lines.extend(textwrap.wrap(note, 88, initial_indent="  # ", subsequent_indent="  #   "))
-        lines.append(f"  {_value(name)}:")
+        lines.extend(f"  # {comment}" for comment in found.comments.tables.get(name, ()))
+        lines.extend(f"  # {NOTE_PREFIX}{note}" for note in found.notes.get(name, ()))
+        lines.append(f"  {yaml_value(name)}:")
         ordered = [k for k in _ORDER if k in entry] + [k for k in entry if k not in _ORDER]
         for key in ordered:
-            lines.append(f"    {_value(key)}: {_value(entry[key])}")
+            line = f"    {yaml_value(key)}: {yaml_value(entry[key])}"
+            inline = found.comments.options.get((name, key))
+            lines.append(f"{line}  # {inline}" if inline else line)
     return "\n".join(lines) + "\n"
 
 
@@ -513,8 +437,8 @@ def differences(found: Discovery, catalog: SourceCatalog) -> list[str]:
                 lines.append(f"tables.{name}.primary_key: no column {', '.join(missing)}")
             elif source_key and tuple(c.lower() for c in key) != source_key:
                 lines.append(
-                    f"tables.{name}.primary_key is {_value(entry['primary_key'])}, the "
-                    f"source's primary key is {_value(list(table.primary_key))}"
+                    f"tables.{name}.primary_key is {yaml_value(entry['primary_key'])}, the "
+                    f"source's primary key is {yaml_value(list(table.primary_key))}"
                 )
         column = entry.get("incremental_column")
         if isinstance(column, str) and table.column(column) is None:

@@ -241,14 +241,17 @@ def test_rerun_keeps_edits_and_check_reports_differences(scratch: Scratch) -> No
         "batch_size": 777,
     }
     tables["tables"]["edited"]["table_importance"] = "critical"
-    scratch.output.write_text(yaml.safe_dump(tables, sort_keys=False))
+    users = yaml.safe_dump(tables, sort_keys=False).replace(
+        "  stamped:\n", "  # reloaded whole on purpose\n  stamped:\n"
+    )
+    scratch.output.write_text(users)
     scratch.sql("DROP TABLE deadstamp", f"CREATE TABLE newcomer (Id bigint PRIMARY KEY, S {STAMP})")
     code, output = scratch.discover("--check")
     assert code == 1, output
     assert "new table in the source: newcomer" in output
     assert "not in the source any more: deadstamp" in output
     assert "1 difference" not in output and "2 difference(s)" in output
-    assert scratch.output.read_text() == yaml.safe_dump(tables, sort_keys=False)  # untouched
+    assert scratch.output.read_text() == users  # --check wrote nothing
     code, output = scratch.discover()
     assert code == 0, output
     assert "removed deadstamp" in output
@@ -264,6 +267,7 @@ def test_rerun_keeps_edits_and_check_reports_differences(scratch: Scratch) -> No
     assert written["edited"]["table_importance"] == "critical"
     assert written["newcomer"]["incremental_column"] == "S"
     assert "deadstamp" not in written
+    assert "  # reloaded whole on purpose\n" in scratch.output.read_text()
     code, output = scratch.discover("--check")
     assert code == 0, output
 

@@ -19,6 +19,7 @@ from aioetl.replication.discover import (
     render,
     size_mb,
 )
+from aioetl.replication.tables_text import read_comments, yaml_value
 
 from .test_settings import TEST_ENV
 
@@ -286,3 +287,53 @@ def test_awkward_names_are_quoted() -> None:
     tables = parse_yaml(text, "x")["tables"]
     assert set(tables) == {"yes", "null"}
     assert tables["null"]["primary_key"] == "true"
+
+
+USER_FILE = """\
+# my own header: not kept (discover writes its own)
+tables:
+  # money first
+  patient:   # the big one
+    # bigger pages for the night run
+    batch_size: 123  # measured in March
+    extraction_strategy: full
+  # discover: full: no change stamp (regenerated, not kept)
+  definition: {primary_key: DefNum}  # lookup
+  "securitylog":
+    primary_key:
+      - SecurityLogNum
+# trailing: dropped
+"""
+
+
+def test_read_comments_attaches_each_comment_to_its_entry() -> None:
+    comments = read_comments(USER_FILE)
+    assert comments.tables == {
+        "patient": ["money first", "the big one", "bigger pages for the night run"],
+        "definition": ["lookup"],
+        "securitylog": [],
+    }
+    assert comments.options == {("patient", "batch_size"): "measured in March"}
+
+
+def test_a_rerun_keeps_the_users_comments_once() -> None:
+    existing = parse_yaml(USER_FILE, "tables.yml")
+    found = discover(ALL, existing, database="od", comments=read_comments(USER_FILE))
+    text = render(found)
+    assert "  # money first\n  # the big one\n  # bigger pages for the night run\n" in text
+    assert "    batch_size: 123  # measured in March\n" in text
+    assert "  # lookup\n  # discover: full: no change stamp" in text
+    assert "regenerated, not kept" not in text and "my own header" not in text
+    again = discover(
+        ALL, parse_yaml(text, "tables.yml"), database="od", comments=read_comments(text)
+    )
+    assert render(again) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [("PatNum", "PatNum"), ("yes", "'yes'"), ("a b", "a b"), (["A", "B"], "[A, B]"), (0.1, "0.1")],
+)
+def test_yaml_values_read_back(value: Any, text: str) -> None:
+    assert yaml_value(value) == text
+    assert parse_yaml(f"k: {text}\n", "x")["k"] == value
