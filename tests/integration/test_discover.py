@@ -277,6 +277,10 @@ def test_a_broken_tables_yml_is_bad_input(scratch: Scratch) -> None:
     code, output = scratch.discover()
     assert code == 2
     assert "tables.yml line 3" in output and "Traceback" not in output
+    missing = scratch.output.parent / "no" / "such" / "tables.yml"
+    code, output = run("discover", "--env", "test", "--output", str(missing))
+    assert code == 2
+    assert "cannot be written" in output and "Traceback" not in output
 
 
 def test_demo_catalog_and_discover_on_it(scratch: Scratch) -> None:
@@ -317,3 +321,35 @@ def test_demo_catalog_and_discover_on_it(scratch: Scratch) -> None:
         )
     )[0]
     assert left[0][0] == 20
+
+
+async def _read(tables: list[str] | None) -> Any:
+    settings = await Settings.load("test")
+    engine = await ConnectionFactory.get_engine(settings, DatabaseType.SOURCE)
+    try:
+        async with ConnectionManager(engine) as manager:
+            return await read_source_catalog(manager, tables)
+    finally:
+        await ConnectionFactory.dispose_all()
+
+
+def test_catalog_reads_keys_stamps_and_statistics(scratch: Scratch) -> None:
+    scratch.sql(*UNUSUAL, "INSERT INTO stamped (StampedNum) VALUES (1), (2), (3)")
+    catalog = asyncio.run(_read(None))
+    assert catalog.views == ("v_stamped",)
+    assert "v_stamped" not in catalog.tables
+    stamped, composite = catalog.tables["stamped"], catalog.tables["apptfield"]
+    assert stamped.engine == "MyISAM" and stamped.rows == 3 and stamped.avg_row_length > 0
+    assert stamped.update_time is not None and stamped.data_length > 0
+    assert stamped.primary_key == ("StampedNum",) and stamped.stamp_columns == ("DateTStamp",)
+    assert composite.primary_key == ("AptNum", "FieldName")
+    assert composite.column_names == ("AptNum", "FieldName", "FieldValue")
+    assert catalog.tables["nokey"].primary_key == ()
+    assert catalog.tables["deadstamp"].stamp_columns == ()
+    assert catalog.tables["oddstamp"].stamp_columns == ("LastTouched",)
+    assert catalog.tables["securitylog"].columns[0].auto_increment
+    assert catalog.tables["edited"].engine == "InnoDB"
+    some = asyncio.run(_read(["stamped", "nokey", "v_stamped", "missing"]))
+    assert sorted(some.tables) == ["nokey", "stamped"] and some.views == ("v_stamped",)
+    assert some.tables["stamped"] == stamped
+    assert asyncio.run(_read([])).tables == {}
