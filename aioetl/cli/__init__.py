@@ -31,6 +31,9 @@ EXIT_FAILED: Final = 1
 EXIT_BAD_INPUT: Final = 2
 #: How long closing the engines may take when a command ends.
 DISPOSE_TIMEOUT: Final = 10.0
+#: The demo clinic's own tables (aioetl.demo.DEMO_TABLES; not imported for --help's sake):
+#: ``demo-data --tables`` counts them.
+_DEMO_CLINIC_TABLES: Final = 9
 _T = TypeVar("_T")
 
 logger = logging.getLogger("aioetl.cli")
@@ -309,7 +312,7 @@ def status(environment: str | None, output: str) -> None:
 @click.option(
     "--tables",
     "catalog_tables",
-    type=click.IntRange(min=9),
+    type=click.IntRange(min=_DEMO_CLINIC_TABLES),
     default=None,
     help="Also add small OpenDental-like tables until there are N in all (e.g. 400).",
 )

@@ -32,3 +32,9 @@ def test_sql_is_built_from_quoted_constants() -> None:
     for shape in catalog_tables(40, seed=1):
         assert f"CREATE TABLE `{shape.name}`" in create_table_sql(shape)
         assert "%s" in insert_sql(shape) and "'" not in insert_sql(shape)
+
+
+def test_the_clis_count_of_demo_tables_is_the_demo_clinics() -> None:
+    from aioetl.cli import _DEMO_CLINIC_TABLES
+
+    assert len(DEMO_TABLES) == _DEMO_CLINIC_TABLES
