@@ -31,6 +31,9 @@ EXIT_FAILED: Final = 1
 EXIT_BAD_INPUT: Final = 2
 #: How long closing the engines may take when a command ends.
 DISPOSE_TIMEOUT: Final = 10.0
+#: The demo clinic's own tables (aioetl.demo.DEMO_TABLES; not imported for --help's sake):
+#: ``demo-data --tables`` counts them.
+_DEMO_CLINIC_TABLES: Final = 9
 _T = TypeVar("_T")
 
 logger = logging.getLogger("aioetl.cli")
@@ -306,7 +309,16 @@ def status(environment: str | None, output: str) -> None:
 @_environment_option
 @click.option("--patients", type=click.IntRange(min=1), default=None, help="Default: 10,000.")
 @click.option("--seed", type=int, default=None, help="Default: 42 (same seed, same clinic).")
-def demo_data(environment: str | None, patients: int | None, seed: int | None) -> None:
+@click.option(
+    "--tables",
+    "catalog_tables",
+    type=click.IntRange(min=_DEMO_CLINIC_TABLES),
+    default=None,
+    help="Also add small OpenDental-like tables until there are N in all (e.g. 400).",
+)
+def demo_data(
+    environment: str | None, patients: int | None, seed: int | None, catalog_tables: int | None
+) -> None:
     """Create a synthetic OpenDental clinic in the source database (needs the admin user)."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -324,11 +336,19 @@ def demo_data(environment: str | None, patients: int | None, seed: int | None) -
         url = spec.url
         engine = create_async_engine(url, **spec.kwargs)
         try:
-            return await create_demo_clinic(
+            counts = await create_demo_clinic(
                 engine,
                 patients=patients or DEFAULT_PATIENTS,
                 seed=DEFAULT_SEED if seed is None else seed,
             )
+            if catalog_tables is not None:
+                from aioetl.demo.catalog import create_demo_catalog
+
+                extra = await create_demo_catalog(
+                    engine, tables=catalog_tables, seed=DEFAULT_SEED if seed is None else seed
+                )
+                generated.extend(extra.values())
+            return counts
         except Exception as exc:
             from aioetl.core.errors_map import is_database_error, translate
 
@@ -338,14 +358,46 @@ def demo_data(environment: str | None, patients: int | None, seed: int | None) -
         finally:
             await engine.dispose()
 
+    generated: list[int] = []
     started = time.monotonic()
     counts = _run(run())
-    total = sum(counts.values())
+    total = sum(counts.values()) + sum(generated)
     click.echo(
-        f"demo clinic: {total:,} rows in {len(counts)} tables "
+        f"demo clinic: {total:,} rows in {len(counts) + len(generated)} tables "
         f"({time.monotonic() - started:.1f} s): "
         + ", ".join(f"{name} {rows:,}" for name, rows in counts.items())
+        + (f", {len(generated)} generated tables {sum(generated):,}" if generated else "")
     )
+
+
+@cli.command()
+@_environment_option
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="The tables.yml to merge into and write (default: tables.yml of AIOETL_CONFIG_DIR).",
+)
+@click.option("--include", multiple=True, metavar="GLOB", help="Only tables matching (repeat).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Leave matching tables out.")
+@click.option("--check", is_flag=True, help="Report differences with tables.yml; write nothing.")
+def discover(
+    environment: str | None,
+    output: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    check: bool,
+) -> None:
+    """Write tables.yml for every table of the source, keeping your edits to it."""
+    from aioetl.cli.discovering import run_discover
+
+    code = _run(
+        run_discover(
+            environment=environment, output=output, include=include, exclude=exclude, check=check
+        )
+    )
+    if code:
+        sys.exit(code)
 
 
 @functools.wraps(cli)

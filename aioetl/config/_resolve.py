@@ -363,7 +363,8 @@ TABLE_IMPORTANCE: Final = ("critical", "important", "standard", "audit", "refere
 DEFAULT_BATCH_SIZE: Final = 10_000
 
 _TABLE_OPTIONS: Final = {
-    "primary_key": _Option(str, None),
+    # Checked by _check_primary_key: a column name, a list of them, or absent.
+    "primary_key": _Option(str, None, nullable=True),
     "extraction_strategy": _Option(str, "full", choices=EXTRACTION_STRATEGIES),
     "incremental_column": _Option(str, None, nullable=True),
     "batch_size": _Option(int, DEFAULT_BATCH_SIZE, minimum=1),
@@ -381,6 +382,33 @@ def check_identifier(name: Any, *, what: str, at: str) -> str:
             "underscores, starting with a letter or underscore (at most 64 characters)"
         )
     return name
+
+
+def _check_primary_key(value: Any, *, at: str) -> str | tuple[str, ...] | None:
+    """A column name (str), a composite key (tuple of names, in key order), or None.
+
+    A one-element list is the single column it names, so ``config["primary_key"]`` stays
+    a plain name for every single-column key however it was written.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return check_identifier(value, what="primary_key", at=at)
+    if isinstance(value, list | tuple) and value:
+        columns = tuple(check_identifier(c, what="primary_key column", at=at) for c in value)
+        if len({c.lower() for c in columns}) != len(columns):
+            raise ConfigError(f"{at}primary_key lists a column twice: {list(columns)!r}")
+        return columns[0] if len(columns) == 1 else columns
+    raise ConfigError(
+        f"{at}primary_key must be a column name or a non-empty list of column names, got {value!r}"
+    )
+
+
+def key_columns(primary_key: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    """A resolved ``primary_key`` as a tuple of column names (empty when there is none)."""
+    if primary_key is None:
+        return ()
+    return (primary_key,) if isinstance(primary_key, str) else tuple(primary_key)
 
 
 def check_tables(tables_config: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:
@@ -408,10 +436,12 @@ def check_tables(tables_config: Mapping[str, Any], source: str) -> dict[str, dic
                     f"{key_at} is not a known table option; known options: "
                     f"{', '.join(sorted(_TABLE_OPTIONS))}"
                 )
-            entry[key] = _TABLE_OPTIONS[key].check(value, at=key_at)
-        if "primary_key" not in entry:
-            raise ConfigError(f"{at}tables.{name} needs a primary_key")
-        check_identifier(entry["primary_key"], what="primary_key", at=at)
+            if key == "primary_key":
+                entry[key] = _check_primary_key(
+                    value, at=f"{where(options, key) or at}tables.{name}: "
+                )
+            else:
+                entry[key] = _TABLE_OPTIONS[key].check(value, at=key_at)
         for key, option in _TABLE_OPTIONS.items():
             entry.setdefault(key, option.default)
         if entry["incremental_column"] is not None:

@@ -261,7 +261,6 @@ async def test_bad_pipeline_is_rejected(pipeline: dict[str, Any], message: str) 
         ({"tables": {"patient; DROP": {"primary_key": "PatNum"}}}, "not a valid identifier"),
         ({"tables": {"pat ient": {"primary_key": "PatNum"}}}, "not a valid identifier"),
         ({"tables": {"pat'ient": {"primary_key": "PatNum"}}}, "not a valid identifier"),
-        ({"tables": {"patient": {}}}, "needs a primary_key"),
         ({"tables": {"patient": {"primary_key": "Pat Num"}}}, "not a valid identifier"),
         ({"tables": {"patient": {"primary_key": "PatNum", "batch_size": 0}}}, "batch_size"),
         ({"tables": {"patient": {"primary_key": "PatNum", "batch_size": -5}}}, "batch_size"),
