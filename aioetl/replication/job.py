@@ -28,6 +28,7 @@ from aioetl.replication.columns import ZeroDates
 from aioetl.replication.drift import check_drift
 from aioetl.replication.flow import finish_despite_cancel, pipelined, together
 from aioetl.replication.history import RunRecorder
+from aioetl.replication.keys import resolve_keys
 from aioetl.replication.options import ReplicationOptions, ReplicationTarget
 from aioetl.replication.pages import GROUP_CONCAT_SESSION, KeyRangeReader, Page, StampReader
 from aioetl.replication.plan import Action, Plan, TablePlan, make_plan
@@ -104,13 +105,14 @@ class Replicator:
         guarded = settings.environment == "production" and not self.options.force
         #: The clinic-hours window (production source only, unless ``force``).
         self.window = window or RunWindow(hours if guarded else None, clock=clock)
+        self._key_columns: dict[str, str] = {}
         #: Tables the current (or last) run did not start (the window closed).
         self.not_started: list[str] = []
 
     def ordered(self, tables: Sequence[str] | None = None) -> list[str]:
         """The tables to copy, most important and largest first."""
         names = list(tables) if tables else self.settings.table_names
-        configs = {name: self.settings.get_table_config(name) for name in names}
+        configs = {name: self._config(name) for name in names}
         rank = {importance: i for i, importance in enumerate(TABLE_IMPORTANCE)}
         return sorted(
             names,
@@ -132,7 +134,7 @@ class Replicator:
         engines = await self._engines()
         return await make_plan(
             engines=engines,
-            configs={name: self.settings.get_table_config(name) for name in names},
+            configs={name: self._config(name) for name in names},
             replica=self.options.target is not ReplicationTarget.WAREHOUSE,
             warehouse=self.options.target is not ReplicationTarget.REPLICA,
             full=self.options.full,
@@ -177,7 +179,16 @@ class Replicator:
             done = recorder.finish(list(self.results.values()), status)
             await finish_despite_cancel(done, grace=CLEANUP_TIMEOUT)
 
+    def _config(self, name: str) -> dict[str, Any]:
+        """tables.yml's options, with the key column taken from the source if unset."""
+        config = self.settings.get_table_config(name)
+        if config["primary_key"] is None and name in self._key_columns:
+            config = {**config, "primary_key": self._key_columns[name]}
+        return config
+
     async def _run(self, names: list[str], engines: dict[str, AsyncEngine]) -> list[TableResult]:
+        async with ConnectionManager(engines["source"]) as source:
+            self._key_columns = await resolve_keys(source, self.settings, names)
         await self._prepare_state(engines)
         plan = await self.plan(names)
         self.last_plan = plan
@@ -234,7 +245,7 @@ class Replicator:
     async def _table(
         self, name: str, engines: dict[str, AsyncEngine], plan: TablePlan
     ) -> TableResult:
-        config = self.settings.get_table_config(name)
+        config = self._config(name)
         result = self.results[name] = TableResult(table=name, strategy=plan.strategy)
         runs: dict[str, Callable[[LegResult], Awaitable[None]]] = {
             "replica": lambda r: self._to_replica(name, config, engines, r, plan),

@@ -26,6 +26,7 @@ from aioetl.errors import (
     RetryExhaustedError,
     TlsError,
 )
+from aioetl.replication.keys import resolve_keys
 
 __all__ = ["preflight"]
 
@@ -83,25 +84,6 @@ async def _check_schema(manager: ConnectionManager, settings: Settings, schema: 
         )
 
 
-def _check_keys(settings: Settings, tables: Sequence[str]) -> None:
-    """Until the job reads keys from the source catalog, it needs one configured column."""
-    problems: list[str] = []
-    for name in tables:
-        key = settings.get_table_config(name)["primary_key"]
-        if key is None:
-            problems.append(
-                f"tables.{name} has no primary_key in tables.yml; run `aioetl discover` "
-                "(or add the key column by hand)"
-            )
-        elif not isinstance(key, str):
-            problems.append(
-                f"tables.{name} has a composite primary_key {list(key)!r}, which "
-                "replicate does not support yet; leave the table out for now"
-            )
-    if problems:
-        raise ConfigError(f"{settings.provider.describe('tables')}: " + "; ".join(problems))
-
-
 async def _check_tables(
     manager: ConnectionManager, settings: Settings, tables: Sequence[str]
 ) -> None:
@@ -144,10 +126,10 @@ async def preflight(
     schema: str | None,
 ) -> None:
     """Raise ConfigError if the job cannot start; ``schema`` None skips the warehouse."""
-    _check_keys(settings, tables)
     async with contextlib.AsyncExitStack() as stack:
         source = await _connect(stack, settings, engines["source"], DatabaseType.SOURCE)
         await _check_tables(source, settings, tables)
+        await resolve_keys(source, settings, tables)
         await _connect(stack, settings, engines["replica_writer"], DatabaseType.REPLICATION)
         if schema is not None:
             warehouse = await _connect(

@@ -93,21 +93,3 @@ async def test_primary_key_error_names_the_file_and_line(tmp_path: Any) -> None:
     (tmp_path / "tables.yml").write_text("tables:\n  t:\n    primary_key: [A, A]\n")
     with pytest.raises(ConfigError, match=r"tables.yml line 3: tables.t: primary_key lists"):
         await Settings.load("test", FileConfigProvider(tmp_path))
-
-
-@pytest.mark.parametrize(
-    ("entry", "message"),
-    [
-        ({"batch_size": 1000}, "tables.t has no primary_key in tables.yml; run `aioetl discover`"),
-        ({"primary_key": ["A", "B"]}, "tables.t has a composite primary_key"),
-    ],
-)
-async def test_preflight_refuses_keys_the_job_cannot_use_yet(
-    entry: dict[str, Any], message: str
-) -> None:
-    from aioetl.replication.preflight import _check_keys
-
-    settings = await load({"tables": {"t": entry, "ok": {"primary_key": "Id"}}})
-    _check_keys(settings, ["ok"])
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
-        _check_keys(settings, ["ok", "t"])

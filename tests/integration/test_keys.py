@@ -1,0 +1,101 @@
+"""Keys from the source catalog at run time: a table listed without ``primary_key`` is
+copied on its source key; keyless and composite-key tables are refused before any row
+moves, with a message naming them."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from aioetl import ConfigError, DictConfigProvider, Settings
+from aioetl.replication import ReplicationOptions, Replicator
+
+from .conftest import admin_url
+
+pytestmark = pytest.mark.integration
+
+SOURCE_DB = os.environ.get("TEST_OPENDENTAL_SOURCE_DB", "test_opendental")
+REPLICA_DB = os.environ.get("TEST_MYSQL_REPLICATION_DB", "test_opendental_replication")
+
+
+@pytest_asyncio.fixture
+async def tables(aioetl_analytics_engine: AsyncEngine) -> AsyncIterator[dict[str, str]]:
+    prefix = f"ky{uuid.uuid4().hex[:6]}_"
+    names = {"single": f"{prefix}single", "none": f"{prefix}none", "pair": f"{prefix}pair"}
+    admin = create_async_engine(admin_url())
+    try:
+        async with admin.begin() as conn:
+            await conn.execute(
+                text(
+                    f"CREATE TABLE `{names['single']}` (ItemNum bigint NOT NULL AUTO_INCREMENT, "
+                    "Note varchar(10), DateTStamp timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP "
+                    "ON UPDATE CURRENT_TIMESTAMP, PRIMARY KEY (ItemNum))"
+                )
+            )
+            await conn.execute(text(f"INSERT INTO `{names['single']}` (Note) VALUES ('a'), ('b')"))
+            await conn.execute(text(f"CREATE TABLE `{names['none']}` (Note varchar(10))"))
+            await conn.execute(
+                text(
+                    f"CREATE TABLE `{names['pair']}` (A bigint NOT NULL, B int NOT NULL, "
+                    "PRIMARY KEY (A, B))"
+                )
+            )
+        yield names
+    finally:
+        async with admin.begin() as conn:
+            for name in names.values():
+                for db in (SOURCE_DB, REPLICA_DB):
+                    await conn.execute(text(f"DROP TABLE IF EXISTS `{db}`.`{name}`"))
+            await conn.execute(
+                text(f"DELETE FROM `{REPLICA_DB}`.`_aioetl_state` WHERE table_name LIKE :p"),
+                {"p": prefix + "%"},
+            )
+        async with aioetl_analytics_engine.begin() as conn:
+            for name in names.values():
+                await conn.execute(text(f'DROP TABLE IF EXISTS raw."{name}"'))
+            await conn.execute(
+                text("DELETE FROM raw._aioetl_state WHERE table_name LIKE :p"),
+                {"p": prefix + "%"},
+            )
+        await admin.dispose()
+
+
+async def _replicator(tables: dict[str, dict[str, object]]) -> Replicator:
+    provider = DictConfigProvider(
+        env=dict(os.environ),
+        tables={"tables": tables},
+        pipeline={"connections": {"source": {"rate_limit_interval": 0}}},
+    )
+    return Replicator(await Settings.load("test", provider), ReplicationOptions())
+
+
+async def test_an_unconfigured_key_comes_from_the_source(tables: dict[str, str]) -> None:
+    single = tables["single"]
+    # The design's own example entry: no primary_key, a stamp, a batch size.
+    entry = {
+        "incremental_column": "DateTStamp",
+        "batch_size": 1,
+        "extraction_strategy": "incremental",
+    }
+    replicator = await _replicator({single: entry})
+    await replicator.preflight()
+    results = await replicator.run()
+    assert [(r.table, [leg.rows for leg in r.legs]) for r in results] == [(single, [2, 2])]
+    assert replicator.last_plan is not None
+
+
+async def test_keyless_and_composite_tables_are_refused(tables: dict[str, str]) -> None:
+    replicator = await _replicator({tables["none"]: {}, tables["pair"]: {}})
+    with pytest.raises(ConfigError) as info:
+        await replicator.preflight()
+    message = str(info.value)
+    assert f"tables.{tables['none']}: the source table has no primary key" in message
+    assert f"tables.{tables['pair']} has a composite primary key ['A', 'B']" in message
+    with pytest.raises(ConfigError):
+        await replicator.run()
