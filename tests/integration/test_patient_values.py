@@ -123,8 +123,10 @@ async def engines() -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
 def _aioetl(config: Path, *args: str) -> tuple[int, str, str]:
     env = dict(os.environ, AIOETL_CONFIG_DIR=str(config))
     result = subprocess.run(
-        [sys.executable, "-c", "from aioetl.cli import main; main()", "--log-level", "DEBUG"]
-        + [*args, "--env", "test", "--tables", TABLE],
+        [
+            *(sys.executable, "-c", "from aioetl.cli import main; main()"),
+            *("--log-level", "DEBUG", *args, "--env", "test", "--tables", TABLE),
+        ],
         env=env,
         capture_output=True,
         text=True,
