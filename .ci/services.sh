@@ -9,8 +9,6 @@
 # first run and kept in .aioetl/local.env (readable by its owner only); later runs reuse it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Everything written here (local.env holds passwords) is private to its owner.
-umask 077
 ENV_FILE=.aioetl/local.env
 
 MYSQL_PORT=3306
@@ -147,6 +145,9 @@ else
 fi
 psql_admin <.ci/sql/postgres-init.sql >/dev/null
 
+# local.env holds passwords: private to its owner from its first byte. (Only from here:
+# the servers started above keep their own file modes.)
+umask 077
 mkdir -p .aioetl
 chmod 700 .aioetl
 ENV_TMP=$(mktemp "$ENV_FILE.XXXXXX")
