@@ -36,7 +36,7 @@ bench: services
 	$(WITH_ENV) $(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 demo: services
-	$(WITH_ENV) $(BIN)/aioetl demo-data
+	$(WITH_ENV) $(BIN)/aioetl demo-data --force
 	$(WITH_ENV) $(BIN)/aioetl check
 	$(WITH_ENV) $(BIN)/aioetl replicate --target all
 

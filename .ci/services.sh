@@ -4,8 +4,12 @@
 #   1. servers already answering on 127.0.0.1:3306 and :5432 are used as they are;
 #   2. else, where a Docker engine answers: docker compose up -d --wait;
 #   3. else Debian's packages, installed if missing (as root), started by hand.
+# The administrator aioetl_admin (all privileges: it writes the demo clinic and sets up
+# tests) exists on localhost and 127.0.0.1 only, with a password generated here on the
+# first run and kept in .aioetl/local.env (readable by its owner only); later runs reuse it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ENV_FILE=.aioetl/local.env
 
 MYSQL_PORT=3306
 REPLICA_PORT=3306
@@ -101,16 +105,53 @@ else
   start_postgres
 fi
 
+# The administrator's password: the one local.env already holds (the servers keep it),
+# else a new random one.
+admin_password() {
+  local kept=""
+  if [ -f "$ENV_FILE" ]; then
+    kept=$(sed -n 's/^export OPENDENTAL_SOURCE_ADMIN_PASSWORD="\${OPENDENTAL_SOURCE_ADMIN_PASSWORD:-\([0-9A-Za-z_]*\)}"$/\1/p' "$ENV_FILE")
+  fi
+  if [ -n "$kept" ]; then printf '%s' "$kept"; else od -An -N18 -tx1 /dev/urandom | tr -d ' \n'; fi
+}
+
+# Users on the local servers: '127.0.0.1' and 'localhost'; under Docker '%' instead of
+# '127.0.0.1' (logins come from Docker's bridge; the ports are published on 127.0.0.1).
+users_sql() { # host-for-127.0.0.1
+  sed "s/'127\.0\.0\.1'/'$1'/g" .ci/sql/mysql-init.sql
+  local host
+  for host in localhost "$1"; do
+    cat <<SQL
+CREATE USER IF NOT EXISTS 'aioetl_admin'@'$host' IDENTIFIED BY '$ADMIN_PASSWORD';
+ALTER USER 'aioetl_admin'@'$host' IDENTIFIED BY '$ADMIN_PASSWORD';
+GRANT ALL PRIVILEGES ON *.* TO 'aioetl_admin'@'$host' WITH GRANT OPTION;
+SQL
+  done
+}
+
+ADMIN_PASSWORD=$(admin_password)
 if [ "$mode" = docker ]; then
-  mysql_admin source $MYSQL_PORT <.ci/sql/mysql-init.sql
-  mysql_admin replica $REPLICA_PORT <.ci/sql/mysql-init.sql
+  users_sql % | mysql_admin source $MYSQL_PORT
+  users_sql % | mysql_admin replica $REPLICA_PORT
 else
-  mysql_admin source $MYSQL_PORT <.ci/sql/mysql-init.sql
+  # Earlier versions created these users on '%' (any host), the administrator with all
+  # privileges and a published password: removed where they remain.
+  {
+    for user in aioetl_admin aioetl_ro aioetl aioetl_secret_ro aioetl_secret_rw; do
+      printf "DROP USER IF EXISTS '%s'@'%%';\n" "$user"
+    done
+    users_sql 127.0.0.1
+  } | mysql_admin source $MYSQL_PORT
 fi
 psql_admin <.ci/sql/postgres-init.sql >/dev/null
 
+# local.env holds passwords: private to its owner from its first byte. (Only from here:
+# the servers started above keep their own file modes.)
+umask 077
 mkdir -p .aioetl
-cat >.aioetl/local.env <<ENV
+chmod 700 .aioetl
+ENV_TMP=$(mktemp "$ENV_FILE.XXXXXX")
+cat >"$ENV_TMP" <<ENV
 # Written by .ci/services.sh: the local servers' variables. Values already set win.
 # Production names point at the demo clinic; TEST_ names at the test databases.
 export OPENDENTAL_SOURCE_HOST="\${OPENDENTAL_SOURCE_HOST:-127.0.0.1}"
@@ -119,7 +160,7 @@ export OPENDENTAL_SOURCE_DB="\${OPENDENTAL_SOURCE_DB:-opendental}"
 export OPENDENTAL_SOURCE_USER="\${OPENDENTAL_SOURCE_USER:-aioetl_ro}"
 export OPENDENTAL_SOURCE_PASSWORD="\${OPENDENTAL_SOURCE_PASSWORD:-aioetl_ro_local}"
 export OPENDENTAL_SOURCE_ADMIN_USER="\${OPENDENTAL_SOURCE_ADMIN_USER:-aioetl_admin}"
-export OPENDENTAL_SOURCE_ADMIN_PASSWORD="\${OPENDENTAL_SOURCE_ADMIN_PASSWORD:-aioetl_admin_local}"
+export OPENDENTAL_SOURCE_ADMIN_PASSWORD="\${OPENDENTAL_SOURCE_ADMIN_PASSWORD:-$ADMIN_PASSWORD}"
 export MYSQL_REPLICATION_HOST="\${MYSQL_REPLICATION_HOST:-127.0.0.1}"
 export MYSQL_REPLICATION_PORT="\${MYSQL_REPLICATION_PORT:-$REPLICA_PORT}"
 export MYSQL_REPLICATION_DB="\${MYSQL_REPLICATION_DB:-opendental_replication}"
@@ -137,7 +178,7 @@ export TEST_OPENDENTAL_SOURCE_DB="\${TEST_OPENDENTAL_SOURCE_DB:-test_opendental}
 export TEST_OPENDENTAL_SOURCE_USER="\${TEST_OPENDENTAL_SOURCE_USER:-aioetl_ro}"
 export TEST_OPENDENTAL_SOURCE_PASSWORD="\${TEST_OPENDENTAL_SOURCE_PASSWORD:-aioetl_ro_local}"
 export TEST_OPENDENTAL_SOURCE_ADMIN_USER="\${TEST_OPENDENTAL_SOURCE_ADMIN_USER:-aioetl_admin}"
-export TEST_OPENDENTAL_SOURCE_ADMIN_PASSWORD="\${TEST_OPENDENTAL_SOURCE_ADMIN_PASSWORD:-aioetl_admin_local}"
+export TEST_OPENDENTAL_SOURCE_ADMIN_PASSWORD="\${TEST_OPENDENTAL_SOURCE_ADMIN_PASSWORD:-$ADMIN_PASSWORD}"
 export TEST_MYSQL_REPLICATION_HOST="\${TEST_MYSQL_REPLICATION_HOST:-127.0.0.1}"
 export TEST_MYSQL_REPLICATION_PORT="\${TEST_MYSQL_REPLICATION_PORT:-$REPLICA_PORT}"
 export TEST_MYSQL_REPLICATION_DB="\${TEST_MYSQL_REPLICATION_DB:-test_opendental_replication}"
@@ -150,4 +191,6 @@ export TEST_POSTGRES_ANALYTICS_USER="\${TEST_POSTGRES_ANALYTICS_USER:-aioetl}"
 export TEST_POSTGRES_ANALYTICS_PASSWORD="\${TEST_POSTGRES_ANALYTICS_PASSWORD:-aioetl_local}"
 export TEST_POSTGRES_ANALYTICS_SCHEMA="\${TEST_POSTGRES_ANALYTICS_SCHEMA:-raw}"
 ENV
-say "databases ready ($mode); variables in .aioetl/local.env"
+chmod 600 "$ENV_TMP"
+mv -f "$ENV_TMP" "$ENV_FILE"
+say "databases ready ($mode); variables in $ENV_FILE"

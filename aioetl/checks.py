@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
+from aioetl.config._resolve import PRODUCTION
 from aioetl.config.settings import DatabaseType, PostgresSchema, Settings
 from aioetl.core.factory import ConnectionFactory
 from aioetl.core.manager import ConnectionManager
 from aioetl.errors import AioEtlError, RetryExhaustedError
 
-__all__ = ["ConnectionCheck", "check_connections"]
+__all__ = ["SOURCE_PRIVILEGES", "ConnectionCheck", "check_connections", "excess_privileges"]
 
 #: A check should answer quickly: one retry, not the job's full budget.
 CHECK_RETRIES = 1
+#: All the source user needs (USAGE is "no privilege"); anything more is reported.
+SOURCE_PRIVILEGES: Final = frozenset({"SELECT", "SHOW VIEW", "USAGE"})
+_GRANT: Final = re.compile(
+    r"^GRANT\s+(?P<privileges>.+?)\s+ON\s+(?P<what>.+?)\s+TO\s+(?P<rest>.*)$"
+)
+_GRANT_OPTION: Final = re.compile(r"\bWITH\b.*\bGRANT\s+OPTION\b", re.IGNORECASE)
+_COLUMN_LIST: Final = re.compile(r"\s*\(.*?\)")
+_FIX_GRANTS: Final = "grant it only SELECT, SHOW VIEW on the OpenDental database"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +42,8 @@ class ConnectionCheck:
     reason: str = ""
     #: The TLS version the server reports for this session (``TLSv1.3``), or ``none``.
     tls: str = ""
+    #: Something to fix that does not fail the check (test environment only).
+    warning: str = ""
 
 
 def _targets() -> list[tuple[str, DatabaseType, PostgresSchema | None]]:
@@ -77,9 +91,27 @@ async def _check(
                 read_only = any(str(value).upper() in {"ON", "1"} for _, value in flags)
             if db_type is DatabaseType.SOURCE and not read_only:
                 reason = "the source session is not read-only"
+            warning = ""
+            if db_type is DatabaseType.SOURCE:
+                grants = await manager.execute_with_retry("SHOW GRANTS")
+                excess = excess_privileges(str(row[0]) for row in grants.fetchall())
+                if excess:
+                    found = f"the source user may do more than read: {'; '.join(excess)}"
+                    if settings.environment == PRODUCTION:
+                        reason = reason or f"{found}; {_FIX_GRANTS}"
+                    else:
+                        warning = f"{found}; {_FIX_GRANTS} (in production this fails the check)"
             tls = await _tls_version(manager, db_type)
             return ConnectionCheck(
-                label, where, not reason, version, latency, read_only, reason, tls=tls
+                label,
+                where,
+                not reason,
+                version,
+                latency,
+                read_only,
+                reason,
+                tls=tls,
+                warning=warning,
             )
     except AioEtlError as exc:
         return ConnectionCheck(label, where, False, reason=_reason(exc))
@@ -95,6 +127,51 @@ async def _tls_version(manager: ConnectionManager, db_type: DatabaseType) -> str
         rows = (await manager.execute_with_retry("SHOW SESSION STATUS LIKE 'Ssl_version'")).all()
         value = rows[0][1] if rows else None
     return str(value) if value else "none"
+
+
+def excess_privileges(grants: Iterable[str]) -> list[str]:
+    """What ``SHOW GRANTS`` lines give beyond SELECT / SHOW VIEW, one item per line.
+
+    Only the privileges and what they apply to are quoted, never a line itself (it may
+    hold a password hash). SELECT on ``*.*`` counts too: it reads every database, the
+    server's own user table included. Role grants (``GRANT `r` TO …``) are skipped:
+    the privileges of an active role appear as lines of their own.
+    """
+    excess: list[str] = []
+    for line in grants:
+        found = _GRANT.match(line.strip())
+        if found is None:
+            continue
+        privileges = [
+            _COLUMN_LIST.sub("", privilege).strip().upper()
+            for privilege in _split_top_level(found.group("privileges"))
+        ]
+        what = found.group("what").strip()
+        extra = [p for p in privileges if p not in SOURCE_PRIVILEGES]
+        if what.replace("`", "") == "*.*":
+            extra += [p for p in privileges if p in SOURCE_PRIVILEGES - {"USAGE"}]
+        if _GRANT_OPTION.search(found.group("rest")):
+            extra.append("GRANT OPTION")
+        if extra:
+            excess.append(f"{', '.join(extra)} ON {what}")
+    return excess
+
+
+def _split_top_level(privileges: str) -> list[str]:
+    """``SELECT (a, b), INSERT`` -> ``["SELECT (a, b)", "INSERT"]``: commas inside column
+    lists do not separate privileges."""
+    parts: list[str] = []
+    depth, start = 0, 0
+    for i, char in enumerate(privileges):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(privileges[start:i])
+            start = i + 1
+    parts.append(privileges[start:])
+    return [part for part in parts if part.strip()]
 
 
 def _reason(exc: AioEtlError) -> str:

@@ -19,7 +19,7 @@ from typing import Any, Final, TypeVar
 import click
 from rich.console import Console
 
-from aioetl.config._resolve import ENVIRONMENTS
+from aioetl.config._resolve import ENVIRONMENTS, PRODUCTION
 from aioetl.config.settings import Settings
 from aioetl.core.diagnostics import log_task_stacks
 from aioetl.core.factory import ConnectionFactory
@@ -316,8 +316,18 @@ def status(environment: str | None, output: str) -> None:
     default=None,
     help="Also add small OpenDental-like tables until there are N in all (e.g. 400).",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into the production environment's source database (refused without it).",
+)
 def demo_data(
-    environment: str | None, patients: int | None, seed: int | None, catalog_tables: int | None
+    environment: str | None,
+    patients: int | None,
+    seed: int | None,
+    catalog_tables: int | None,
+    *,
+    force: bool,
 ) -> None:
     """Create a synthetic OpenDental clinic in the source database (needs the admin user)."""
     from sqlalchemy.ext.asyncio import create_async_engine
@@ -328,6 +338,14 @@ def demo_data(
 
     async def run() -> dict[str, int]:
         settings = await Settings.load(environment)
+        if settings.environment == PRODUCTION and not force:
+            # Tables are dropped and rewritten: a production source must never get there
+            # by a missing --env.
+            raise ConfigError(
+                "demo-data refuses the production environment (it would rewrite the "
+                "database OPENDENTAL_SOURCE_DB names): pass --env test, or --force when "
+                "that database is a demo"
+            )
         config = settings.get_source_admin_connection_config()
         # A writer's engine (LOAD DATA LOCAL INFILE allowed) on the source database, with
         # aiomysql, which the demo loader uses: the replica's options are exactly that.

@@ -58,14 +58,25 @@ def check_table(checks: Sequence[ConnectionCheck]) -> RenderableType:
             f"{check.latency_ms:.1f} ms" if check.latency_ms is not None else "",
             "" if check.read_only is None else ("yes" if check.read_only else "no"),
             check.tls,
-            "[green]ok[/]" if check.ok else "[red]failed[/]",
+            _check_status(check),
         )
     failures = [
         Text.assemble((check.database, "bold"), ": ", (check.reason, "red"))
         for check in checks
         if not check.ok
     ]
-    return Group(table, *failures)
+    warnings = [
+        Text.assemble((check.database, "bold"), ": warning: ", (check.warning, "yellow"))
+        for check in checks
+        if check.ok and check.warning
+    ]
+    return Group(table, *failures, *warnings)
+
+
+def _check_status(check: ConnectionCheck) -> str:
+    if not check.ok:
+        return "[red]failed[/]"
+    return "[yellow]warning[/]" if check.warning else "[green]ok[/]"
 
 
 def _status(leg: LegResult) -> str:

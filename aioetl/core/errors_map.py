@@ -3,7 +3,9 @@
 :func:`classify` reads an exception (SQLAlchemy's wrapper, aiomysql/PyMySQL, asyncmy,
 asyncpg, or a plain socket error) and says what it means; :func:`translate` turns it
 into the matching :class:`aioetl.errors.DatabaseError`. Every transient code aioetl
-claims to retry is listed here, and nowhere else.
+claims to retry is listed here, and nowhere else. Every message read from a driver is
+scrubbed of row values here (:func:`aioetl.core.scrub.scrub_values`): what reaches an
+error, a log line or the summary carries column and key names, never a patient's data.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Final
 
 import sqlalchemy.exc
 
+from aioetl.core.scrub import scrub_values
 from aioetl.errors import (
     DatabaseConnectionError,
     DatabaseError,
@@ -88,12 +91,22 @@ def _mysql_code(exc: BaseException) -> int | None:
 
 
 def _driver_message(exc: BaseException) -> str:
+    """The first line of a driver's message, without the values it quotes."""
     if isinstance(exc, OSError):
-        return f"cannot connect: {exc.strerror or exc}"
+        return f"cannot connect: {scrub_values(str(exc.strerror or exc))}"
     if len(exc.args) >= 2 and isinstance(exc.args[0], int):
-        return f"({exc.args[0]}) {exc.args[1]}"
+        return f"({exc.args[0]}) {scrub_values(str(exc.args[1]))}"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text
+    return scrub_values(text)
+
+
+def _detail(exc: BaseException) -> str:
+    """PostgreSQL's DETAIL line (``Key (id)=(…) already exists.``), scrubbed, or ``""``."""
+    for link in _chain(exc):
+        detail = getattr(link, "detail", None)
+        if isinstance(detail, str) and detail:
+            return f"; {scrub_values(detail.splitlines()[0])}"
+    return ""
 
 
 def classify(exc: BaseException) -> Classification:
@@ -116,7 +129,7 @@ def classify(exc: BaseException) -> Classification:
             return Classification(DatabaseError, code=code, message=message)
         sqlstate = getattr(link, "sqlstate", None)
         if isinstance(sqlstate, str) and sqlstate:
-            message = f"{_driver_message(link)} (SQLSTATE {sqlstate})"
+            message = f"{_driver_message(link)}{_detail(link)} (SQLSTATE {sqlstate})"
             if (
                 sqlstate.startswith(POSTGRES_DISCONNECT_CLASS)
                 or sqlstate in POSTGRES_DISCONNECT_STATES

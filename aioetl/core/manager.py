@@ -18,6 +18,7 @@ from aioetl.core.errors_map import classify, is_database_error, translate
 from aioetl.core.factory import engine_profile
 from aioetl.core.ratelimit import server_limiter
 from aioetl.core.retry import RetryPolicy
+from aioetl.core.scrub import scrub_values
 from aioetl.core.stats import ServerStats, engine_stats
 from aioetl.core.watchdog import beat
 from aioetl.errors import (
@@ -256,7 +257,11 @@ class ConnectionManager:
             await asyncio.shield(self._discard(conn))
             raise
         except Exception as exc:
-            logger.debug("%s: connection invalidated while releasing it (%s)", self._label, exc)
+            logger.debug(
+                "%s: connection invalidated while releasing it (%s)",
+                self._label,
+                scrub_values(str(exc)),
+            )
             await self._discard(conn)
 
     async def _discard(self, conn: AsyncConnection) -> None:
@@ -267,7 +272,11 @@ class ConnectionManager:
                     await conn.invalidate()
                 await conn.close()
         except Exception as exc:
-            logger.debug("%s: could not close an invalidated connection (%s)", self._label, exc)
+            logger.debug(
+                "%s: could not close an invalidated connection (%s)",
+                self._label,
+                scrub_values(str(exc)),
+            )
 
     # -- running statements ----------------------------------------------------------
 

@@ -9,7 +9,7 @@ from aioetl.errors import ReplicationError
 from aioetl.replication.columns import Column
 from aioetl.replication.rendering import quote_mysql
 
-__all__ = ["MySQLTable", "mysql_table", "postgres_columns"]
+__all__ = ["MySQLTable", "PostgresColumn", "mysql_table", "postgres_columns"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +70,27 @@ async def mysql_table(manager: ConnectionManager, name: str) -> MySQLTable | Non
     )
 
 
-async def postgres_columns(manager: ConnectionManager, schema: str, name: str) -> list[str] | None:
-    """Column names of ``schema.name`` in order, or ``None`` if the table is missing."""
+@dataclass(frozen=True, slots=True)
+class PostgresColumn:
+    """A warehouse column: its name and its type as ``format_type`` spells it."""
+
+    name: str
+    type: str  # "integer", "character varying(50)", "numeric(20,0)", ...
+
+
+async def postgres_columns(
+    manager: ConnectionManager, schema: str, name: str
+) -> list[PostgresColumn] | None:
+    """Columns of ``schema.name`` in order, or ``None`` if the table is missing."""
+    # pg_attribute rather than information_schema: format_type gives the full type,
+    # length and precision included, in one canonical spelling.
     result = await manager.execute_with_retry(
-        "SELECT column_name FROM information_schema.columns "
-        "WHERE table_schema = :schema AND table_name = :name ORDER BY ordinal_position",
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = :schema AND c.relname = :name AND c.relkind IN ('r', 'p') "
+        "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         {"schema": schema, "name": name},
     )
-    names = [str(row[0]) for row in result.fetchall()]
-    return names or None
+    columns = [PostgresColumn(str(row[0]), str(row[1])) for row in result.fetchall()]
+    return columns or None

@@ -309,9 +309,7 @@ class Replicator:
             existing = await mysql_table(dst, name)
             full = self.options.full or config["extraction_strategy"] == "full"
             if existing is not None and not full:
-                check_drift(
-                    name, [c.name for c in table.columns], [c.name for c in existing.columns]
-                )
+                check_drift(name, table.columns, existing.columns)
             sink = ReplicaSink(
                 dst, table, config["extraction_strategy"], exists=existing is not None
             )
@@ -344,7 +342,7 @@ class Replicator:
             existing = await postgres_columns(dst, schema, name)
             full = self.options.full or config["extraction_strategy"] == "full"
             if existing is not None and not full:
-                check_drift(name, [c.name for c in table.columns], existing)
+                check_drift(name, table.columns, existing)
             sink = WarehouseSink(
                 dst, schema, table, key, config["extraction_strategy"], exists=existing is not None
             )

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aioetl.core.manager import ConnectionManager
+from aioetl.core.scrub import scrub_values
 from aioetl.errors import ReplicationError
 from aioetl.replication.columns import Column, postgres_type
 from aioetl.replication.rendering import LOAD_DATA_FORMAT, load_data_columns, quote_mysql
@@ -65,7 +66,7 @@ class ReplicaWriter:
         finally:
             await asyncio.to_thread(os.unlink, path)
         if warnings:
-            detail = "; ".join(f"{row[1]} {row[2]}" for row in warnings)
+            detail = "; ".join(f"{row[1]} {scrub_values(str(row[2]))}" for row in warnings)
             raise ReplicationError(f"replica table {table}: values changed on load: {detail}")
 
     async def create_from_ddl(self, ddl: str, source_name: str, name: str) -> None:
