@@ -14,7 +14,7 @@ from typing import Final
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from aioetl.config._resolve import VARIABLE_STEMS
+from aioetl.config._resolve import VARIABLE_STEMS, key_columns
 from aioetl.config.settings import DatabaseType, Settings
 from aioetl.core.errors_map import is_database_error, translate
 from aioetl.core.factory import engine_profile
@@ -110,9 +110,11 @@ async def _check_tables(
             )
             continue
         config = settings.get_table_config(name)
-        for option in ("primary_key", "incremental_column"):
-            column = config[option]
-            if column is not None and column.lower() not in columns[name]:
+        named = [("primary_key", c) for c in key_columns(config["primary_key"])]
+        if config["incremental_column"] is not None:
+            named.append(("incremental_column", config["incremental_column"]))
+        for option, column in named:
+            if column.lower() not in columns[name]:
                 problems.append(f"tables.{name}.{option}: column {column!r} does not exist")
     if problems:
         raise ConfigError(f"{settings.provider.describe('tables')}: " + "; ".join(problems))
