@@ -11,9 +11,10 @@ from typing import Final
 
 from aioetl.config._resolve import PRODUCTION
 from aioetl.config.settings import DatabaseType, PostgresSchema, Settings
+from aioetl.core.errors_map import connect_error, is_settings_refusal
 from aioetl.core.factory import ConnectionFactory
 from aioetl.core.manager import ConnectionManager
-from aioetl.errors import AioEtlError, RetryExhaustedError
+from aioetl.errors import AioEtlError, ConfigError, RetryExhaustedError
 
 __all__ = ["SOURCE_PRIVILEGES", "ConnectionCheck", "check_connections", "excess_privileges"]
 
@@ -44,6 +45,9 @@ class ConnectionCheck:
     tls: str = ""
     #: Something to fix that does not fail the check (test environment only).
     warning: str = ""
+    #: The failure is the settings' fault (a refused login, an unknown database or
+    #: schema, a source user allowed to write), not a server that is away.
+    bad_settings: bool = False
 
 
 def _targets() -> list[tuple[str, DatabaseType, PostgresSchema | None]]:
@@ -112,9 +116,21 @@ async def _check(
                 reason,
                 tls=tls,
                 warning=warning,
+                bad_settings=bool(reason),
             )
+    except ConfigError:
+        raise
     except AioEtlError as exc:
-        return ConnectionCheck(label, where, False, reason=_reason(exc))
+        unreachable = connect_error(
+            exc, database=db_type.value, host=config["host"], port=config["port"]
+        )
+        return ConnectionCheck(
+            label,
+            where,
+            False,
+            reason=_reason(unreachable or exc),
+            bad_settings=is_settings_refusal(exc),
+        )
 
 
 async def _tls_version(manager: ConnectionManager, db_type: DatabaseType) -> str:
@@ -185,5 +201,18 @@ def _reason(exc: AioEtlError) -> str:
 
 
 async def check_connections(settings: Settings) -> list[ConnectionCheck]:
-    """Check the source, the replica and every warehouse schema concurrently."""
-    return list(await asyncio.gather(*(_check(settings, *target) for target in _targets())))
+    """Check the source, the replica and every warehouse schema concurrently.
+
+    Raises ConfigError, before connecting anywhere, when a required variable is unset or
+    empty (or settings are otherwise unusable): that is bad input, not a failed check.
+    """
+    settings.require_variables()
+    outcomes = await asyncio.gather(
+        *(_check(settings, *target) for target in _targets()), return_exceptions=True
+    )
+    checks: list[ConnectionCheck] = []
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        checks.append(outcome)
+    return checks

@@ -116,7 +116,15 @@ def _run(coro: Coroutine[Any, Any, _T]) -> _T:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except AioEtlError as exc:
+        # A server that is down or a table that failed: a runtime failure, not bad input.
         click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    except Exception as exc:
+        # A bug: one line here, the traceback only in the log at DEBUG.
+        logger.debug("unexpected error", exc_info=True)
+        click.echo(
+            f"error: unexpected {type(exc).__name__} (details with --log-level DEBUG)", err=True
+        )
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -143,35 +151,55 @@ def _environment_option(function: Callable[..., Any]) -> Callable[..., Any]:
 @click.version_option(package_name="aioetl")
 def cli(log_level: str | None) -> None:
     """aioetl: OpenDental source → MySQL replica → PostgreSQL warehouse."""
+    from aioetl.cli.logs import configure_logging
+
     level = log_level or ("WARNING" if sys.stderr.isatty() else "INFO")
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(logging.getLevelName(level.upper()))
 
 
 @cli.command()
 @_environment_option
 def check(environment: str | None) -> None:
     """Connect to the source, the replica and each warehouse schema, and report."""
-    from aioetl.checks import check_connections
+    from aioetl.checks import ConnectionCheck, check_connections
     from aioetl.cli.render import check_table
 
-    async def run() -> bool:
+    async def run() -> list[ConnectionCheck]:
         settings = await Settings.load(environment)
-        settings.validate_configs()
-        checks = await check_connections(settings)
+        checks = await check_connections(settings)  # a missing variable: ConfigError, exit 2
         _console().print(check_table(checks))
-        return all(c.ok for c in checks)
+        return checks
 
-    if not _run(run()):
+    failed = [c for c in _run(run()) if not c.ok]
+    if any(c.bad_settings for c in failed):
+        sys.exit(EXIT_BAD_INPUT)
+    if failed:
         sys.exit(EXIT_FAILED)
+
+
+def _table_names(
+    context: click.Context, parameter: click.Parameter, value: str | None
+) -> list[str] | None:
+    """``--tables a,b`` as names; an empty list is an error, not "every table"."""
+    if value is None:
+        return None
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise click.BadParameter(
+            "no table named: give table names separated by commas, or leave --tables out "
+            "to replicate every table"
+        )
+    return names
 
 
 @cli.command()
 @_environment_option
-@click.option("--tables", default=None, help="Comma-separated tables (default: all in tables.yml).")
+@click.option(
+    "--tables",
+    default=None,
+    callback=_table_names,
+    help="Comma-separated tables (default: all in tables.yml).",
+)
 @click.option(
     "--target",
     type=click.Choice(["replica", "warehouse", "all"]),
@@ -196,7 +224,7 @@ def check(environment: str | None) -> None:
 )
 def replicate(
     environment: str | None,
-    tables: str | None,
+    tables: list[str] | None,
     target: str,
     concurrency: int | None,
     full: bool,
@@ -209,7 +237,7 @@ def replicate(
     from aioetl.cli.render import BarProgress, LogProgress, summary_table
     from aioetl.replication import ReplicationOptions, ReplicationTarget, Replicator
 
-    names = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
+    names = tables
 
     async def run() -> bool:
         settings = await Settings.load(environment)

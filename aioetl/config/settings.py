@@ -7,8 +7,9 @@ test reads the same names prefixed ``TEST_``. Nothing ever falls back from one t
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from aioetl.config._resolve import (
@@ -56,6 +57,23 @@ TEST_DEFAULT_ENV: Final[Mapping[str, str]] = {
     "TEST_POSTGRES_ANALYTICS_USER": "aioetl",
     "TEST_POSTGRES_ANALYTICS_SCHEMA": "raw",
 }
+
+
+#: Up to this many tables, an unknown table's message lists them all; beyond, the closest.
+LIST_TABLES_UP_TO: Final = 12
+_CLOSEST_TABLES: Final = 3
+
+
+def _known_tables(name: str, known: list[str]) -> str:
+    """What to suggest for an unknown table: every listed table, or the closest names."""
+    if not known:
+        return "no table is listed"
+    if len(known) <= LIST_TABLES_UP_TO:
+        return "listed: " + ", ".join(known)
+    close = difflib.get_close_matches(name, known, n=_CLOSEST_TABLES)
+    if close:
+        return "did you mean " + " or ".join(close) + "?"
+    return f"{len(known)} tables are listed, none with a close name"
 
 
 def _require_enum(value: Any, enum_type: type[DatabaseType] | type[PostgresSchema]) -> None:
@@ -162,6 +180,20 @@ class Settings:
         """Full names of this database's required variables that are unset or empty."""
         return missing_variables(self.get_database_config(db_type), self.env_prefix, db_type)
 
+    def require_variables(self, databases: Iterable[DatabaseType] = tuple(DatabaseType)) -> None:
+        """Raise ConfigError naming every required variable of ``databases`` that is unset
+        or empty, before anything tries to connect."""
+        for db_type in databases:
+            missing = self.missing_variables(db_type)
+            if missing:
+                names = ", ".join(missing)
+                verb, pronoun = ("is", "it") if len(missing) == 1 else ("are", "them")
+                raise ConfigError(
+                    f"{names} {verb} not set or empty (read from "
+                    f"{self.provider.describe('env')}); the {db_type.value} database needs "
+                    f"{pronoun}"
+                )
+
     def get_source_admin_connection_config(self) -> ConnectionConfig:
         """The source with ``OPENDENTAL_SOURCE_ADMIN_USER``/``_PASSWORD``: only for writing
         the demo clinic and test fixtures — the replication job never uses it.
@@ -235,7 +267,7 @@ class Settings:
         except KeyError:
             raise ConfigError(
                 f"table {name!r} is not listed in {self.provider.describe('tables')}; "
-                "only listed tables can be replicated"
+                f"only listed tables can be replicated ({_known_tables(name, list(self._tables))})"
             ) from None
 
 

@@ -10,6 +10,9 @@ error, a log line or the summary carries column and key names, never a patient's
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -26,7 +29,16 @@ from aioetl.errors import (
     TransientDatabaseError,
 )
 
-__all__ = ["Classification", "classify", "is_database_error", "is_transient", "translate"]
+__all__ = [
+    "Classification",
+    "classify",
+    "connect_error",
+    "connect_failure",
+    "is_database_error",
+    "is_settings_refusal",
+    "is_transient",
+    "translate",
+]
 
 #: MySQL/MariaDB client and server codes meaning the connection is gone or never came:
 #: can't connect (2002, 2003), server gone away (2006), lost during query (2013),
@@ -46,6 +58,20 @@ POSTGRES_DISCONNECT_CLASS: Final = "08"
 POSTGRES_TRANSIENT_STATES: Final = frozenset({"53300", "40001", "40P01"})
 POSTGRES_READ_ONLY_STATES: Final = frozenset({"25006"})
 POSTGRES_TIMEOUT_STATES: Final = frozenset({"57014"})
+
+#: A connection that never opened: no socket (2002), no server (2003), unknown host (2005).
+MYSQL_CANNOT_CONNECT_CODES: Final = frozenset({2002, 2003, 2005})
+#: PostgreSQL: unable to establish (08001), connection rejected (08004), starting up (57P03).
+POSTGRES_CANNOT_CONNECT_STATES: Final = frozenset({"08001", "08004", "57P03"})
+#: Refusals that mean the settings are wrong, not that the server is away: no access to
+#: the database (1044), wrong user or password (1045, 1698), unknown database (1049).
+MYSQL_SETTINGS_CODES: Final = frozenset({1044, 1045, 1049, 1698})
+#: The same for PostgreSQL: invalid authorization (28000), wrong password (28P01),
+#: unknown database (3D000), insufficient privilege (42501).
+POSTGRES_SETTINGS_STATES: Final = frozenset({"28000", "28P01", "3D000", "42501"})
+#: How the manager words a connect that did not finish within connect_timeout.
+_CONNECT_TIMEOUT_TEXT: Final = "could not connect within connect_timeout"
+_ERRNO_IN_TEXT: Final = re.compile(r"\[Errno (\d+)\]")
 
 _MAX_CHAIN: Final = 8
 
@@ -90,10 +116,85 @@ def _mysql_code(exc: BaseException) -> int | None:
     return None
 
 
+def _os_reason(exc: OSError) -> str:
+    """``Connection refused``: the system's words, without the address tuple asyncio adds."""
+    if isinstance(exc, socket.gaierror):
+        return f"host name not found ({exc.strerror or exc})"
+    if isinstance(exc, TimeoutError):
+        return "no answer within connect_timeout"
+    number = exc.errno
+    if number is None:
+        # asyncio's "Multiple exceptions: [Errno 111] Connect call failed (...), ...".
+        found = _ERRNO_IN_TEXT.search(str(exc))
+        number = int(found.group(1)) if found else None
+    if number is not None and number > 0:
+        return os.strerror(number)
+    return exc.strerror or str(exc).splitlines()[0] or type(exc).__name__
+
+
+def connect_failure(exc: BaseException) -> str | None:
+    """Why a connection could not be opened (``Connection refused``), or ``None`` when
+    ``exc`` is anything else: a lost connection, a refused login, a failed statement.
+
+    Reads the whole chain, aioetl errors included (a RetryExhaustedError's cause).
+    """
+    cannot_connect = False
+    for link in _chain(exc):
+        if isinstance(link, DatabaseConnectionError) and _CONNECT_TIMEOUT_TEXT in str(link):
+            return "no answer within connect_timeout"
+        code = _mysql_code(link)
+        if code is not None:
+            if code not in MYSQL_CANNOT_CONNECT_CODES:
+                return None
+            cannot_connect = True
+            continue  # the reason is the OSError it wraps, when there is one
+        sqlstate = getattr(link, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate and not isinstance(link, DatabaseError):
+            if sqlstate in POSTGRES_CANNOT_CONNECT_STATES:
+                return _driver_message(link)
+            return None
+        if isinstance(link, ConnectionRefusedError | socket.gaierror) or (
+            isinstance(link, OSError)
+            and not isinstance(link, ConnectionResetError | BrokenPipeError)
+            and "Connect call failed" in str(link)
+        ):
+            return _os_reason(link)
+    if cannot_connect:
+        return "the server did not accept a connection"
+    return None
+
+
+def connect_error(
+    exc: BaseException, *, database: str, host: str | None, port: int | None, hint: str = ""
+) -> DatabaseConnectionError | None:
+    """``cannot connect to the source database at host:port: <reason>`` (then `` (hint)``)
+    for a connection that could not be opened (raise it ``from exc``), or ``None`` for
+    any other error."""
+    reason = connect_failure(exc)
+    if reason is None:
+        return None
+    return DatabaseConnectionError(
+        f"cannot connect to the {database} database at {host}:{port}: {reason}"
+        + (f" ({hint})" if hint else ""),
+        database=database,
+    )
+
+
+def is_settings_refusal(exc: BaseException) -> bool:
+    """Whether the server refused the settings (user, password, database, privilege)."""
+    error = getattr(exc, "last_error", None) or exc
+    if isinstance(error, DatabaseError):
+        return (
+            error.code in MYSQL_SETTINGS_CODES or error.sqlstate in POSTGRES_SETTINGS_STATES
+        )
+    found = classify(error)
+    return found.code in MYSQL_SETTINGS_CODES or found.sqlstate in POSTGRES_SETTINGS_STATES
+
+
 def _driver_message(exc: BaseException) -> str:
     """The first line of a driver's message, without the values it quotes."""
     if isinstance(exc, OSError):
-        return f"cannot connect: {scrub_values(str(exc.strerror or exc))}"
+        return f"cannot connect: {scrub_values(_os_reason(exc))}"
     if len(exc.args) >= 2 and isinstance(exc.args[0], int):
         return f"({exc.args[0]}) {scrub_values(str(exc.args[1]))}"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -120,6 +221,8 @@ def classify(exc: BaseException) -> Classification:
         code = _mysql_code(link)
         if code is not None:
             message = _driver_message(link)
+            if code in MYSQL_CANNOT_CONNECT_CODES:
+                message = f"cannot connect: {connect_failure(link)}"
             if code in MYSQL_DISCONNECT_CODES or invalidated:
                 return Classification(DatabaseConnectionError, code=code, message=message)
             if code in MYSQL_TRANSIENT_CODES:

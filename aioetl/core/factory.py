@@ -46,16 +46,6 @@ def _check_environment(settings: Settings, expected: str) -> None:
         )
 
 
-def _check_complete(settings: Settings, db_type: DatabaseType) -> None:
-    missing = settings.missing_variables(db_type)
-    if missing:
-        raise ConfigError(
-            f"cannot connect to the {db_type.value} database: "
-            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set "
-            f"(read from {settings.provider.describe('env')})"
-        )
-
-
 def _check_not_production(
     settings: Settings, db_type: DatabaseType, schema: PostgresSchema | None
 ) -> None:
@@ -102,7 +92,7 @@ class ConnectionFactory:
             raise TypeError(f"expected a DatabaseType, got {db_type!r}")
         if schema is not None and not isinstance(schema, PostgresSchema):
             raise TypeError(f"expected a PostgresSchema, got {schema!r}")
-        _check_complete(settings, db_type)
+        settings.require_variables([db_type])
         _check_not_production(settings, db_type, schema)
         config = settings.get_database_config(db_type, schema)
         if driver is not None:

@@ -2,37 +2,33 @@
 
 Credentials, unknown databases, a missing warehouse schema, a table the source user
 cannot read, or a configured column the table does not have are configuration
-problems: they raise ConfigError naming what to fix, before any row moves.
+problems: they raise ConfigError naming what to fix, before any row moves. A server
+that cannot be reached is not bad input but a runtime failure: DatabaseConnectionError
+(``cannot connect to the replication database at host:port: Connection refused``).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Final
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aioetl.config._resolve import VARIABLE_STEMS, key_columns
 from aioetl.config.settings import DatabaseType, Settings
-from aioetl.core.errors_map import is_database_error, translate
+from aioetl.core.errors_map import (
+    connect_error,
+    is_database_error,
+    is_settings_refusal,
+    translate,
+)
 from aioetl.core.factory import engine_profile
 from aioetl.core.manager import ConnectionManager
-from aioetl.errors import (
-    AioEtlError,
-    ConfigError,
-    DatabaseError,
-    RetryExhaustedError,
-    TlsError,
-)
+from aioetl.errors import AioEtlError, ConfigError, RetryExhaustedError, TlsError
 from aioetl.replication.keys import resolve_keys
 
 __all__ = ["preflight"]
-
-#: Errors that mean "your settings are wrong", not "try again later".
-_ACCESS_DENIED: Final = frozenset({1044, 1045, 1049, 1698})
-_ACCESS_DENIED_STATES: Final = frozenset({"28000", "28P01", "3D000", "42501"})
 
 
 def _variables(settings: Settings, db_type: DatabaseType) -> str:
@@ -49,7 +45,8 @@ def _reason(exc: BaseException) -> str:
 async def _connect(
     stack: contextlib.AsyncExitStack, settings: Settings, engine: AsyncEngine, db_type: DatabaseType
 ) -> ConnectionManager:
-    """An open manager on ``engine``, or ConfigError saying why it cannot be used."""
+    """An open manager on ``engine``; ConfigError when the server refuses the settings,
+    DatabaseConnectionError when it cannot be reached."""
     profile = engine_profile(engine)
     label = profile.label if profile else db_type.value
     manager = ConnectionManager(engine, max_retries=0, rate_limit=0)
@@ -63,13 +60,22 @@ async def _connect(
             if kind is exc:
                 raise
             raise kind from exc
-        denied = isinstance(kind, DatabaseError) and (
-            kind.code in _ACCESS_DENIED or kind.sqlstate in _ACCESS_DENIED_STATES
+        variables = _variables(settings, db_type)
+        if is_settings_refusal(exc):
+            raise ConfigError(
+                f"cannot use the {label}: {_reason(exc)} "
+                f"(check the user, password and database in {variables})"
+            ) from exc
+        unreachable = connect_error(
+            exc,
+            database=db_type.value,
+            host=engine.url.host,
+            port=engine.url.port,
+            hint=f"is the server up? check the host and port in {variables}",
         )
-        hint = "check the user, password and database" if denied else "check host and port"
-        raise ConfigError(
-            f"cannot use the {label}: {_reason(exc)} ({hint} in {_variables(settings, db_type)})"
-        ) from exc
+        if unreachable is None:
+            raise
+        raise unreachable from exc
     return manager
 
 
