@@ -84,6 +84,8 @@ def _status(leg: LegResult) -> str:
         return "[yellow]interrupted[/]"
     if leg.error is not None:
         return f"[red]failed: {leg.error}[/]"
+    if leg.skipped is not None:
+        return f"[yellow]skipped: {leg.skipped}[/]"
     return "[dim]unchanged[/]" if leg.unchanged else "[green]ok[/]"
 
 

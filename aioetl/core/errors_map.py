@@ -184,9 +184,7 @@ def is_settings_refusal(exc: BaseException) -> bool:
     """Whether the server refused the settings (user, password, database, privilege)."""
     error = getattr(exc, "last_error", None) or exc
     if isinstance(error, DatabaseError):
-        return (
-            error.code in MYSQL_SETTINGS_CODES or error.sqlstate in POSTGRES_SETTINGS_STATES
-        )
+        return error.code in MYSQL_SETTINGS_CODES or error.sqlstate in POSTGRES_SETTINGS_STATES
     found = classify(error)
     return found.code in MYSQL_SETTINGS_CODES or found.sqlstate in POSTGRES_SETTINGS_STATES
 

@@ -253,6 +253,11 @@ class Replicator:
         }
         for leg_plan in plan.legs:
             leg_name, run = leg_plan.leg, runs[leg_plan.leg]
+            failed = next((done.leg for done in result.legs if done.error is not None), None)
+            if failed is not None:
+                # The warehouse copies the replica: never from a failed one.
+                result.legs.append(LegResult(leg=leg_name, skipped=f"{failed} failed"))
+                continue
             leg = LegResult(leg=leg_name)
             result.legs.append(leg)
             if leg_plan.action is Action.UNCHANGED:
@@ -278,8 +283,8 @@ class Replicator:
             finally:
                 leg.seconds = time.monotonic() - started
                 self.listener.finished(name, leg)
-            if leg.error is not None or leg.interrupted:
-                break  # the warehouse copies the replica: never from a failed one
+            if leg.interrupted:
+                break  # stopped (a signal, the clinic-hours window): the next leg waits too
         return result
 
     # -- legs ----------------------------------------------------------------------------
@@ -406,6 +411,7 @@ class Replicator:
         changes = StampReader(src, name, table.columns, stamp=stamp, **common) if stamp else None
         self.listener.started(name, leg.leg, table.rows)
         last: list[Watermark | None] = [None]
+        highest: list[int | None] = [None]  # the highest key written, whatever the pass
 
         def writer(
             into: str, *, record: bool, to: Sink | None = None
@@ -416,6 +422,8 @@ class Replicator:
                 await target.write(into, page, record=record)
                 if record:
                     last[0] = page.last
+                if page.last is not None and (highest[0] is None or page.last.key > highest[0]):
+                    highest[0] = page.last.key
                 self._advance(name, leg, page.rows)
                 self.window.check(name)
 
@@ -462,7 +470,13 @@ class Replicator:
                 raise
             beat("swapping in the reloaded table")
             # Table and watermark move together, even when an interrupt arrives meanwhile.
-            mark = last[0] if config["incremental_column"] else None
+            if not config["incremental_column"]:
+                mark = None  # a full table is reloaded whole every time: nothing to resume
+            elif changes is not None:
+                mark = last[0]
+            else:
+                # The key is the watermark: the reload read every key up to the highest.
+                mark = Watermark(key=highest[0]) if highest[0] is not None else None
             await finish_despite_cancel(sink.finish_full(into, mark), grace=CLEANUP_TIMEOUT)
             return
         beat("reading the watermark")

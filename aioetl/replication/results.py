@@ -24,14 +24,18 @@ class LegResult:
     interrupted: bool = False
     #: Skipped: the plan found nothing new for this target.
     unchanged: bool = False
+    #: Why the leg never ran (``replica failed``: the warehouse copies the replica).
+    skipped: str | None = None
 
     @property
     def status(self) -> str:
-        """``ok``, ``unchanged``, ``failed`` or ``interrupted``."""
+        """``ok``, ``unchanged``, ``failed``, ``interrupted`` or ``skipped``."""
         if self.interrupted:
             return "interrupted"
         if self.error is not None:
             return "failed"
+        if self.skipped is not None:
+            return "skipped"
         return "unchanged" if self.unchanged else "ok"
 
     @property

@@ -1,7 +1,9 @@
 """pytest plugin: fixtures for test Settings and the test engines (registered as ``aioetl``).
 
-Fixtures connect to the ``TEST_*`` databases. When a server is unreachable they skip
-with the reason, unless ``AIOETL_REQUIRE_DATABASES=1`` (as in CI), where they fail.
+Fixtures connect to the ``TEST_*`` databases. A configuration error (a missing config
+file, a variable unset or empty, a refused login) is an error of the test, with its
+reason. A server that cannot be reached skips the test with the reason, unless
+``AIOETL_REQUIRE_DATABASES=1`` (as in CI), where it is an error too.
 Every engine a test made in its event loop is disposed when the test ends.
 """
 
@@ -17,9 +19,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aioetl.config.settings import DatabaseType, PostgresSchema, Settings
-from aioetl.core.errors_map import translate
-from aioetl.core.factory import ConnectionFactory
-from aioetl.errors import AioEtlError
+from aioetl.core.errors_map import connect_error, is_settings_refusal, translate
+from aioetl.core.factory import ConnectionFactory, engine_profile
+from aioetl.errors import ConfigError
 
 REQUIRE_VARIABLE: Final = "AIOETL_REQUIRE_DATABASES"
 
@@ -38,12 +40,23 @@ def _unavailable(reason: str) -> NoReturn:
     pytest.skip(message)
 
 
-async def _reachable(engine: AsyncEngine) -> AsyncEngine:
+def _misconfigured(reason: str) -> NoReturn:
+    # Raised in a fixture, pytest.fail reports the test as an error, with this reason.
+    pytest.fail(f"aioetl test configuration: {reason}", pytrace=False)
+
+
+async def _reachable(engine: AsyncEngine, db_type: DatabaseType) -> AsyncEngine:
     try:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:
-        _unavailable(str(translate(exc, secrets=(engine.url.password,))))
+        error = translate(exc, database=db_type.value, secrets=(engine.url.password,))
+        if is_settings_refusal(error):
+            _misconfigured(str(error))
+        profile = engine_profile(engine)
+        host, port = (profile.host, profile.port) if profile else (engine.url.host, engine.url.port)
+        unreachable = connect_error(exc, database=db_type.value, host=host, port=port)
+        _unavailable(str(unreachable or error))
     return engine
 
 
@@ -52,8 +65,8 @@ async def aioetl_settings() -> Settings:
     """Test-environment Settings from ``$AIOETL_CONFIG_DIR`` (or ./config) and ``TEST_*``."""
     try:
         return await Settings.load("test")
-    except AioEtlError as exc:
-        _unavailable(str(exc))
+    except ConfigError as exc:
+        _misconfigured(str(exc))
 
 
 @pytest_asyncio.fixture
@@ -67,9 +80,9 @@ async def _engine(
 ) -> AsyncEngine:
     try:
         engine = await ConnectionFactory.get_engine(settings, db_type, schema)
-    except AioEtlError as exc:
-        _unavailable(str(exc))
-    return await _reachable(engine)
+    except ConfigError as exc:
+        _misconfigured(str(exc))
+    return await _reachable(engine, db_type)
 
 
 @pytest_asyncio.fixture
