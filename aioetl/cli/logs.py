@@ -39,13 +39,13 @@ def _demoted(record: logging.LogRecord) -> bool:
 
 
 class OneLineHandler(logging.StreamHandler[TextIO]):
-    """Writes each record on one line to stderr (see the module doc).
+    """Writes each record on one line to ``stream`` (default stderr; see the module doc).
 
     ``level`` is the CLI's level: a demoted record is written only when it is DEBUG.
     """
 
-    def __init__(self, *, level: int) -> None:
-        super().__init__(sys.stderr)
+    def __init__(self, *, level: int, stream: TextIO | None = None) -> None:
+        super().__init__(stream if stream is not None else sys.stderr)
         self._cli_level = level
         self.setFormatter(logging.Formatter(LOG_FORMAT))
 
