@@ -5,14 +5,21 @@ process, on the real servers."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from aioetl.cli import cli
+
+from .conftest import admin_url
 
 pytestmark = pytest.mark.integration
 
@@ -138,3 +145,115 @@ def test_an_unknown_table_among_many_names_the_closest(
     code, output = run("replicate", "--env", "test", "--tables", "zzz")
     assert code == 2, output
     assert "32 tables are listed, none with a close name" in output
+
+
+SOURCE_DB = os.environ.get("TEST_OPENDENTAL_SOURCE_DB", "test_opendental")
+REPLICA_DB = os.environ.get("TEST_MYSQL_REPLICATION_DB", "test_opendental_replication")
+SKIP_TABLES = ("ec_drifted", "ec_fine")
+
+
+async def _admin(*statements: str) -> None:
+    engine = create_async_engine(admin_url())
+    try:
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+def _warehouse() -> AsyncEngine:
+    env = os.environ
+    return create_async_engine(
+        URL.create(
+            "postgresql+asyncpg",
+            username=env.get("TEST_POSTGRES_ANALYTICS_USER", "aioetl"),
+            password=env.get("TEST_POSTGRES_ANALYTICS_PASSWORD"),
+            host=env.get("TEST_POSTGRES_ANALYTICS_HOST", "127.0.0.1"),
+            port=int(env.get("TEST_POSTGRES_ANALYTICS_PORT", "5432")),
+            database=env.get("TEST_POSTGRES_ANALYTICS_DB", "test_opendental_analytics"),
+        )
+    )
+
+
+async def _forget() -> None:
+    await _admin(
+        *(
+            f"DROP TABLE IF EXISTS `{db}`.`{name}{suffix}`"
+            for db in (SOURCE_DB, REPLICA_DB)
+            for name in SKIP_TABLES
+            for suffix in ("", "__aioetl_new")
+        ),
+        f"CREATE TABLE IF NOT EXISTS `{REPLICA_DB}`.`_aioetl_state` (table_name varchar(64) "
+        "NOT NULL PRIMARY KEY, strategy varchar(16) NOT NULL, last_stamp varchar(32) NULL, "
+        "last_key bigint NULL, rows_copied bigint NOT NULL DEFAULT 0, updated_at datetime "
+        "NOT NULL) ENGINE=InnoDB",
+        f"DELETE FROM `{REPLICA_DB}`.`_aioetl_state` WHERE table_name LIKE 'ec\\_%'",
+    )
+    warehouse = _warehouse()
+    try:
+        async with warehouse.begin() as conn:
+            for name in SKIP_TABLES:
+                await conn.execute(text(f'DROP TABLE IF EXISTS raw."{name}"'))
+                await conn.execute(text(f'DROP TABLE IF EXISTS raw."{name}__aioetl_new"'))
+            if (await conn.execute(text("SELECT to_regclass('raw._aioetl_state')"))).scalar():
+                await conn.execute(
+                    text("DELETE FROM raw._aioetl_state WHERE table_name LIKE 'ec\\_%'")
+                )
+    finally:
+        await warehouse.dispose()
+
+
+@pytest.fixture
+def two_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Two incremental tables in the source and a config listing them; always removed."""
+    asyncio.run(_forget())
+    try:
+        asyncio.run(
+            _admin(
+                *(
+                    f"CREATE TABLE `{SOURCE_DB}`.`{name}` (Id bigint PRIMARY KEY, "
+                    "Label varchar(20) NOT NULL) ENGINE=MyISAM"
+                    for name in SKIP_TABLES
+                ),
+                *(
+                    f"INSERT INTO `{SOURCE_DB}`.`{name}` VALUES (1, 'a'), (2, 'b'), (3, 'c')"
+                    for name in SKIP_TABLES
+                ),
+            )
+        )
+        (tmp_path / "tables.yml").write_text(
+            "tables:\n"
+            + "".join(
+                f"  {name}:\n    primary_key: Id\n    extraction_strategy: incremental\n"
+                "    incremental_column: Id\n"
+                for name in SKIP_TABLES
+            )
+        )
+        shutil.copy(CONFIG / "pipeline.yml", tmp_path / "pipeline.yml")
+        monkeypatch.setenv("AIOETL_CONFIG_DIR", str(tmp_path))
+        yield
+    finally:
+        asyncio.run(_forget())
+
+
+def test_a_failed_replica_leg_shows_the_warehouse_leg_skipped(two_tables: None) -> None:
+    code, output = run("replicate", "--env", "test")
+    assert code == 0, output
+    # The source changes shape: the replica leg of that table fails (schema drift).
+    asyncio.run(
+        _admin(
+            f"ALTER TABLE `{SOURCE_DB}`.`ec_drifted` ADD COLUMN Extra int NULL",
+            f"INSERT INTO `{SOURCE_DB}`.`ec_fine` VALUES (4, 'd')",
+        )
+    )
+    code, output = run("replicate", "--env", "test")
+    assert code == 1, output  # one table failed; the other finished
+    rows = [" ".join(line.replace("│", " ").split()) for line in output.split("ec_")[1:]]
+    assert any(row.startswith("drifted incremental replica 0") for row in rows), output
+    assert any(
+        row.startswith("drifted incremental warehouse 0 0 0.0 0 skipped: replica failed")
+        for row in rows
+    ), output
+    assert any(row.startswith("fine incremental replica 1 0") for row in rows), output
+    assert any(row.startswith("fine incremental warehouse 1 0") for row in rows), output
