@@ -129,7 +129,8 @@ def _os_reason(exc: OSError) -> str:
         number = int(found.group(1)) if found else None
     if number is not None and number > 0:
         return os.strerror(number)
-    return exc.strerror or str(exc).splitlines()[0] or type(exc).__name__
+    lines = str(exc).splitlines()
+    return exc.strerror or (lines[0] if lines else "") or type(exc).__name__
 
 
 def connect_failure(exc: BaseException) -> str | None:

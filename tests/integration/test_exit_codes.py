@@ -184,12 +184,25 @@ async def _forget() -> None:
             for name in SKIP_TABLES
             for suffix in ("", "__aioetl_new")
         ),
-        f"CREATE TABLE IF NOT EXISTS `{REPLICA_DB}`.`_aioetl_state` (table_name varchar(64) "
-        "NOT NULL PRIMARY KEY, strategy varchar(16) NOT NULL, last_stamp varchar(32) NULL, "
-        "last_key bigint NULL, rows_copied bigint NOT NULL DEFAULT 0, updated_at datetime "
-        "NOT NULL) ENGINE=InnoDB",
-        f"DELETE FROM `{REPLICA_DB}`.`_aioetl_state` WHERE table_name LIKE 'ec\\_%'",
     )
+    engine = create_async_engine(admin_url())
+    try:
+        async with engine.begin() as conn:
+            found = await conn.execute(
+                text(
+                    "SELECT COUNT(*) FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = :db AND TABLE_NAME = '_aioetl_state'"
+                ),
+                {"db": REPLICA_DB},
+            )
+            if found.scalar():
+                await conn.execute(
+                    text(
+                        f"DELETE FROM `{REPLICA_DB}`.`_aioetl_state` WHERE table_name LIKE 'ec\\_%'"
+                    )
+                )
+    finally:
+        await engine.dispose()
     warehouse = _warehouse()
     try:
         async with warehouse.begin() as conn:

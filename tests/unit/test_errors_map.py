@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import asyncpg
 import pymysql.err
 import pytest
@@ -21,7 +23,10 @@ from aioetl.core.errors_map import (
     MYSQL_TRANSIENT_CODES,
     POSTGRES_TRANSIENT_STATES,
     classify,
+    connect_error,
+    connect_failure,
     is_database_error,
+    is_settings_refusal,
     is_transient,
     translate,
 )
@@ -141,3 +146,70 @@ def test_not_database_errors_are_left_alone() -> None:
 def test_secrets_are_masked() -> None:
     exc = pymysql.err.OperationalError(1045, "Access denied for hunter2")
     assert "hunter2" not in str(translate(exc, secrets=["hunter2", None]))
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 1)"), "Connection refused"),
+        (
+            pymysql.err.OperationalError(2003, "Can't connect to MySQL server on '127.0.0.1'"),
+            "the server did not accept a connection",
+        ),
+        (
+            OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 1, 0, 0), x"),
+            "Connection refused",
+        ),
+        (socket.gaierror(-2, "Name or service not known"), "host name not found"),
+        (DatabaseConnectionError("x: could not connect within connect_timeout"), "connect_timeout"),
+        (asyncpg.CannotConnectNowError("the database system is starting up"), "starting up"),
+    ],
+)
+def test_connect_failures_say_why(exc: BaseException, reason: str) -> None:
+    found = connect_failure(exc)
+    assert found is not None and reason in found
+    error = connect_error(exc, database="source", host="db.example", port=3306)
+    assert error is not None
+    assert str(error).startswith("cannot connect to the source database at db.example:3306: ")
+
+
+def test_a_refused_connection_under_a_driver_error_reads_the_reason() -> None:
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 1)")
+        except ConnectionRefusedError as cause:
+            raise pymysql.err.OperationalError(2003, "Can't connect to MySQL server") from cause
+    except pymysql.err.OperationalError as exc:
+        assert (
+            str(translate(exc, database="replica")) == "replica: cannot connect: Connection refused"
+        )
+        assert connect_failure(exc) == "Connection refused"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query"),
+        pymysql.err.OperationalError(1045, "Access denied"),
+        ConnectionResetError(104, "Connection reset by peer"),
+        ValueError("bug"),
+    ],
+)
+def test_other_errors_are_not_connect_failures(exc: BaseException) -> None:
+    assert connect_failure(exc) is None
+    assert connect_error(exc, database="source", host="h", port=1) is None
+
+
+@pytest.mark.parametrize(
+    ("exc", "refusal"),
+    [
+        (pymysql.err.OperationalError(1045, "Access denied"), True),
+        (pymysql.err.OperationalError(1049, "Unknown database"), True),
+        (asyncpg.InvalidPasswordError("password authentication failed"), True),
+        (pymysql.err.OperationalError(2003, "Can't connect"), False),
+        (ConnectionRefusedError(111, "refused"), False),
+    ],
+)
+def test_settings_refusals(exc: BaseException, refusal: bool) -> None:
+    assert is_settings_refusal(exc) is refusal
+    assert is_settings_refusal(translate(exc)) is refusal

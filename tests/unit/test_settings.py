@@ -328,3 +328,65 @@ async def test_create_test_settings_defaults_and_overrides() -> None:
     assert settings.get_source_connection_config()["database"] == "other"
     assert settings.get_source_connection_config()["pool_size"] == 2
     assert settings.table_names == ["definition"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "databases", "message"),
+    [
+        ({}, list(DatabaseType), None),
+        (
+            {"TEST_OPENDENTAL_SOURCE_HOST": ""},
+            list(DatabaseType),
+            "TEST_OPENDENTAL_SOURCE_HOST is not set or empty (read from the injected environment); "
+            "the source database needs it",
+        ),
+        (
+            {"TEST_POSTGRES_ANALYTICS_DB": " ", "TEST_POSTGRES_ANALYTICS_USER": None},
+            list(DatabaseType),
+            "TEST_POSTGRES_ANALYTICS_DB, TEST_POSTGRES_ANALYTICS_USER are not set or empty",
+        ),
+        # Only the databases asked about count (replicate --target replica needs no warehouse).
+        ({"TEST_POSTGRES_ANALYTICS_DB": ""}, [DatabaseType.SOURCE, DatabaseType.REPLICATION], None),
+    ],
+)
+async def test_require_variables(
+    changes: dict[str, str | None], databases: list[DatabaseType], message: str | None
+) -> None:
+    env = dict(TEST_ENV)
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name)
+        else:
+            env[name] = value
+    settings = await load(env, "test")
+    if message is None:
+        settings.require_variables(databases)
+        return
+    with pytest.raises(ConfigError) as info:
+        settings.require_variables(databases)
+    assert message in str(info.value)
+    assert "secret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("listed", "asked", "message"),
+    [
+        (["patient", "appointment"], "patients", "(listed: patient, appointment)"),
+        ([], "patient", "(no table is listed)"),
+        (
+            [f"t{n:02d}" for n in range(20)] + ["procedurelog"],
+            "procedurlog",
+            "did you mean procedurelog?",
+        ),
+        ([f"t{n:02d}" for n in range(20)], "zzz", "20 tables are listed, none with a close name"),
+    ],
+)
+async def test_an_unknown_table_names_the_known_ones(
+    listed: list[str], asked: str, message: str
+) -> None:
+    tables = {"tables": {name: {"primary_key": "Id"} for name in listed}}
+    settings = await load(TEST_ENV, "test", tables=tables)
+    with pytest.raises(ConfigError) as info:
+        settings.get_table_config(asked)
+    assert f"table {asked!r} is not listed" in str(info.value)
+    assert message in str(info.value)
