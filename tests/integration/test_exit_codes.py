@@ -257,6 +257,7 @@ def test_a_failed_replica_leg_shows_the_warehouse_leg_skipped(two_tables: None) 
     asyncio.run(
         _admin(
             f"ALTER TABLE `{SOURCE_DB}`.`ec_drifted` ADD COLUMN Extra int NULL",
+            f"INSERT INTO `{SOURCE_DB}`.`ec_drifted` (Id, Label) VALUES (4, 'd')",
             f"INSERT INTO `{SOURCE_DB}`.`ec_fine` VALUES (4, 'd')",
         )
     )
