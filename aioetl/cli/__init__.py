@@ -1,7 +1,8 @@
 """The ``aioetl`` command line: check connections, replicate tables, make a demo clinic.
 
-Exit codes: 0 success, 1 a database or table failed, 2 bad input (configuration,
-arguments). Errors are one readable line, never a traceback, never a password.
+Exit codes: 0 success, 1 a runtime failure (a server that cannot be reached, a failed
+table), 2 bad input (configuration, empty variables included, and arguments). Errors are
+one readable line, never a traceback (see :mod:`aioetl.cli.logs`), never a password.
 """
 
 from __future__ import annotations

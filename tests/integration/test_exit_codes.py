@@ -114,6 +114,13 @@ def test_check_with_a_wrong_password_exits_2(monkeypatch: pytest.MonkeyPatch) ->
     assert "Wr0ng-Pa55word-4417" not in output
 
 
+def test_check_with_a_missing_schema_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_POSTGRES_ANALYTICS_DB", "postgres")  # no raw schema there
+    code, output = run("check", "--env", "test")
+    assert code == 2, output
+    assert "schema 'raw' does not exist" in " ".join(output.replace("│", " ").split())
+
+
 @pytest.mark.parametrize("value", ["", " ", ",", " , ,"])
 def test_an_empty_tables_argument_exits_2(value: str) -> None:
     code, output = run("replicate", "--env", "test", "--tables", value)
