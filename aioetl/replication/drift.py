@@ -17,7 +17,7 @@ from aioetl.errors import ReplicationError
 from aioetl.replication.catalog import PostgresColumn
 from aioetl.replication.columns import Column, postgres_type
 
-__all__ = ["check_drift", "mysql_type", "warehouse_type"]
+__all__ = ["check_drift", "mysql_type", "normalize_type", "warehouse_type"]
 
 _DISPLAY_WIDTH: Final = re.compile(r"^(tinyint|smallint|mediumint|int|integer|bigint|year)\(\d+\)")
 # postgres_type's short spellings, as format_type() prints them.
@@ -30,9 +30,14 @@ _POSTGRES_SPELLING: Final = (
 _FIX: Final = "rerun with --full to rebuild the table"
 
 
+def normalize_type(column_type: str) -> str:
+    """A ``COLUMN_TYPE`` without an integer's display width, lower-case."""
+    return _DISPLAY_WIDTH.sub(r"\1", column_type.lower().strip())
+
+
 def mysql_type(column: Column) -> str:
     """``COLUMN_TYPE`` without an integer's display width, lower-case."""
-    return _DISPLAY_WIDTH.sub(r"\1", column.column_type.lower().strip())
+    return normalize_type(column.column_type)
 
 
 def warehouse_type(column: Column) -> str:

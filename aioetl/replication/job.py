@@ -491,6 +491,9 @@ class Replicator:
             since = _lookback(mark.stamp, config["lookback_days"])
             pages = changes.pages(None, since=since) if since else changes.pages(mark)
             await pipelined(pages, writer(name, record=True))
+        if mark is None and last[0] is None:
+            # An empty table: its state row says "copied", so the planner can probe it.
+            await sink.save_watermark(None)
 
     @staticmethod
     async def _record_evidence(

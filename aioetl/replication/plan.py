@@ -22,10 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aioetl.core.manager import ConnectionManager
 from aioetl.errors import DatabaseError
+from aioetl.replication.drift import normalize_type
 from aioetl.replication.probe import (
     ChangeProbe,
     SourceTable,
@@ -99,17 +101,28 @@ class _Options:
     schema: str
 
 
-async def _replica_states(engine: AsyncEngine) -> tuple[dict[str, TableState], set[str]]:
+Signature = tuple[tuple[str, str], ...]
+
+
+async def _signatures(manager: ConnectionManager, names: list[str]) -> dict[str, Signature]:
+    """Each table's (column, type) list, display widths aside: one statement for all."""
+    statement = text(
+        "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN :names "
+        "ORDER BY TABLE_NAME, ORDINAL_POSITION"
+    ).bindparams(bindparam("names", expanding=True))
+    found: dict[str, list[tuple[str, str]]] = {}
+    for table, column, kind in await manager.execute_with_retry(statement, {"names": names}):
+        found.setdefault(str(table), []).append((str(column).lower(), normalize_type(str(kind))))
+    return {table: tuple(columns) for table, columns in found.items()}
+
+
+async def _replica_states(
+    engine: AsyncEngine, names: list[str]
+) -> tuple[dict[str, TableState], dict[str, Signature]]:
+    """The replica's state rows, and the columns of the listed tables it holds."""
     async with ConnectionManager(engine) as replica:
-        present = {
-            str(name)
-            for (name,) in (
-                await replica.execute_with_retry(
-                    "SELECT TABLE_NAME FROM information_schema.TABLES "
-                    "WHERE TABLE_SCHEMA = DATABASE()"
-                )
-            ).fetchall()
-        }
+        present = await _signatures(replica, names)
         try:
             return await MySQLStateStore(replica).all(), present
         except DatabaseError:
@@ -149,7 +162,7 @@ def _same(a: TableState | None, b: TableState | None, *, whole: bool) -> bool:
         return False
     if whole:
         return a.evidence is not None and a.evidence == b.evidence
-    return a.mark is not None and a.mark == b.mark
+    return a.mark == b.mark  # both None: both copied while the table was empty
 
 
 async def make_plan(
@@ -165,7 +178,8 @@ async def make_plan(
     """Decide every table's legs; ``configs`` (tables.yml entries) in run order."""
     options = _Options(replica, warehouse, full, reconcile, schema)
     names = list(configs)
-    replica_states, replica_tables = await _replica_states(engines["replica"])
+    replica_states, replica_columns = await _replica_states(engines["replica"], names)
+    replica_tables = set(replica_columns)
     warehouse_states: dict[str, TableState] = {}
     warehouse_tables: set[str] = set()
     if warehouse:
@@ -173,6 +187,13 @@ async def make_plan(
 
     async with ConnectionManager(engines["source"]) as source:
         catalog = await read_source_tables(source, names)
+        source_columns = await _signatures(source, names) if replica and not full else {}
+        # A source table whose columns changed runs, so that the drift check reports it.
+        drifted = {
+            name
+            for name, columns in replica_columns.items()
+            if name in source_columns and source_columns[name] != columns
+        }
         probes: list[ChangeProbe] = []
         whole: list[SourceTable] = []
         for name, config in configs.items():
@@ -183,9 +204,13 @@ async def make_plan(
                 # Recorded after the copy, so it is read even for a first copy or --full.
                 whole.append(catalog.tables[name])
                 continue
-            if full or name not in replica_tables or state is None or state.mark is None:
+            if full or name not in replica_tables or state is None:
                 continue
             key, stamp = _columns(config)
+            if state.mark is None:
+                # Copied while empty: is there any row now?
+                probes.append(ChangeProbe(table=name, key=key, stamp=None, mark=None))
+                continue
             # A stamped table whose mark has no stamp cannot be probed: it is copied. A
             # look-back window exists to re-read rows written late with old stamps, which
             # no probe after the watermark can see: such tables always run.
@@ -211,6 +236,7 @@ async def make_plan(
                 name in replica_tables,
                 changed.get(name),
                 evidence.get(name),
+                drifted=name in drifted,
             )
             legs.append(replica_plan)
         if warehouse:
@@ -246,18 +272,24 @@ def _replica_leg(
     exists: bool,
     changed: bool | None,
     evidence: str | None,
+    *,
+    drifted: bool = False,
 ) -> LegPlan:
     leg = "replica"
     if options.full:
         return LegPlan(leg, Action.RELOAD, "--full", evidence=evidence)
     if not exists or state is None:
         return LegPlan(leg, Action.FIRST, "not in the replica yet", evidence=evidence)
+    if drifted and not whole:
+        return LegPlan(leg, Action.CHANGES, "its columns differ from the source's")
     if whole:
         if evidence is not None and evidence == state.evidence:
             return LegPlan(leg, Action.UNCHANGED, "no change since the last copy")
         why = "changed since the last copy" if state.evidence else "no evidence of the last copy"
         return LegPlan(leg, Action.RELOAD, why, evidence=evidence)
     if state.mark is None:
+        if changed is False and not options.reconcile:
+            return LegPlan(leg, Action.UNCHANGED, "the source table is still empty")
         return LegPlan(leg, Action.FIRST, "no watermark yet")
     if options.reconcile:
         return LegPlan(leg, Action.CHANGES, "--reconcile", resume=state.mark)

@@ -74,7 +74,8 @@ class ChangeProbe:
     table: str
     key: str
     stamp: str | None
-    mark: Watermark
+    #: ``None``: is there any row at all (a table copied while it was empty)?
+    mark: Watermark | None
 
 
 def _ident(name: str) -> str:
@@ -124,11 +125,14 @@ async def probe_changes(
         for i, probe in enumerate(group):
             key, table = _ident(probe.key), _ident(probe.table)
             params[f"t{i}"] = probe.table
-            params[f"k{i}"] = probe.mark.key
-            if probe.stamp is None:
+            if probe.mark is None:
+                after = "1 = 1"
+            elif probe.stamp is None:
+                params[f"k{i}"] = probe.mark.key
                 after = f"{key} > :k{i}"
             else:
                 stamp = _ident(probe.stamp)
+                params[f"k{i}"] = probe.mark.key
                 params[f"s{i}"] = probe.mark.stamp
                 after = f"({stamp} > :s{i} OR ({stamp} = :s{i} AND {key} > :k{i}))"
             parts.append(

@@ -33,8 +33,8 @@ class Sink(Protocol):
     async def write(self, into: str, page: Page, *, record: bool) -> None:
         """Upsert a page into ``into``; with ``record``, advance the watermark to it."""
 
-    async def save_watermark(self, mark: Watermark) -> None:
-        """Record ``mark`` (the rows before it are committed)."""
+    async def save_watermark(self, mark: Watermark | None) -> None:
+        """Record ``mark`` (the rows before it are committed); ``None``: copied, empty."""
 
     async def begin_full(self) -> str:
         """Start a rebuild; returns the name of the table to fill."""
@@ -83,7 +83,7 @@ class ReplicaSink:
             # crash in between only makes the next run upsert these rows again.
             await self._store.save(self._name, self._strategy, page.last, page.rows)
 
-    async def save_watermark(self, mark: Watermark) -> None:
+    async def save_watermark(self, mark: Watermark | None) -> None:
         await self._store.save(self._name, self._strategy, mark, 0)
 
     async def begin_full(self) -> str:
@@ -155,7 +155,7 @@ class WarehouseSink:
         mark = (self._name, self._strategy, page.last, page.rows) if record else None
         self._upsert = await self._writer.load(into, page.body, upsert=self._upsert, record=mark)
 
-    async def save_watermark(self, mark: Watermark) -> None:
+    async def save_watermark(self, mark: Watermark | None) -> None:
         await self._store.save(self._manager, self._name, self._strategy, mark)
 
     async def begin_full(self) -> str:

@@ -160,3 +160,34 @@ async def test_a_rerun_costs_what_changed(catalog: dict[str, str]) -> None:
     assert actions[whole] == [Action.RELOAD, Action.RELOAD]
     rows = {t: [leg.rows for leg in r.legs] for t, r in changed.items()}
     assert rows[stamped] == [1, 1] and rows[keyed] == [1, 1] and rows[whole] == [3, 3]
+
+
+async def test_empty_tables_and_schema_drift_are_planned(catalog: dict[str, str]) -> None:
+    names = list(catalog)[:8]
+    stamped = next(n for n in names if catalog[n] == "stamped")
+    keyed = next(n for n in names if catalog[n] == "keyed")
+    empty = next(n for n in names if catalog[n] == "stamped" and n != stamped)
+    admin = create_async_engine(admin_url())
+    try:
+        async with admin.begin() as conn:
+            await conn.execute(text(f"DELETE FROM `{empty}`"))
+        settings = await _settings({n: catalog[n] for n in names})
+        assert all(r.ok for r in await Replicator(settings, ReplicationOptions()).run())
+
+        # An empty table was recorded as copied: the next run probes it and skips it.
+        replicator = Replicator(settings, ReplicationOptions())
+        assert all(r.unchanged for r in await replicator.run())
+
+        # A column added to the source without any row changing still runs the table,
+        # and the drift check fails it with the column's name; a row in the empty table
+        # makes it run too.
+        async with admin.begin() as conn:
+            await conn.execute(text(f"ALTER TABLE `{keyed}` ADD COLUMN Extra int NULL"))
+            await conn.execute(text(f"INSERT INTO `{empty}` (ItemName) VALUES ('new')"))
+        results = {r.table: r for r in await Replicator(settings, ReplicationOptions()).run()}
+        error = results[keyed].error
+        assert error is not None and "new: Extra" in error, error
+        assert [leg.rows for leg in results[empty].legs] == [1, 1]
+        assert all(results[n].unchanged for n in names if n not in (keyed, empty))
+    finally:
+        await admin.dispose()
