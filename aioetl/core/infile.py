@@ -31,8 +31,11 @@ from typing import Any, Final
 import aiomysql.connection
 import asyncmy.connection
 from asyncmy.constants import CLIENT as ASYNCMY_CLIENT
+from asyncmy.errors import OperationalError as AsyncmyError
+from asyncmy.protocol import OKPacketWrapper as AsyncmyOKPacket
 from pymysql.constants import CLIENT
 from pymysql.err import OperationalError
+from pymysql.protocol import OKPacketWrapper
 
 __all__ = [
     "LOCAL_INFILE_REFUSED",
@@ -52,6 +55,7 @@ _CHUNK: Final = 1 << 20
 #: At most this much of a requested file name is repeated in an error message.
 _SHOWN_NAME: Final = 120
 _LOAD_LOCAL_MARKER: Final = "LOAD_LOCAL"
+_NO_FILE_COMMAND: Final = "in answer to a command that reads no file"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,18 +67,22 @@ class LocalFileOffer:
     body: bytes | None = None
 
 
-def _shown(filename: bytes) -> str:
+def _shown(filename: bytes | None) -> str:
+    if filename is None:
+        return "a local file"
     text = filename.decode("utf-8", "replace")
-    return repr(text if len(text) <= _SHOWN_NAME else text[:_SHOWN_NAME] + "…")
+    return "the local file " + repr(text if len(text) <= _SHOWN_NAME else text[:_SHOWN_NAME] + "…")
 
 
-def _refuse(connection: Any, filename: bytes, why: str) -> OperationalError:
-    """Close ``connection`` (it waits for file data) and return the error to raise."""
+def _refuse(
+    connection: Any, filename: bytes | None, why: str, *, error: type[Exception] = OperationalError
+) -> Exception:
+    """Close ``connection`` (it waits for file data) and return the driver's error to raise."""
     connection.close()
-    return OperationalError(
+    return error(
         LOCAL_INFILE_REFUSED,
-        f"the server asked for the local file {_shown(filename)} ({why}): refused and "
-        "connection closed; check that the configured host is the MySQL server you expect",
+        f"the server asked for {_shown(filename)} ({why}): refused and connection "
+        "closed; check that the configured host is the MySQL server you expect",
     )
 
 
@@ -149,6 +157,17 @@ class GuardedAiomysqlConnection(aiomysql.connection.Connection):  # type: ignore
         if result.server_status is not None:
             self.server_status = result.server_status
 
+    async def _read_ok_packet(self) -> bool:
+        # aiomysql's own body, refusing a file request in place of an OK (SET AUTOCOMMIT,
+        # COMMIT, ROLLBACK, PING).
+        packet = await self._read_packet()
+        if packet.is_load_local_packet():
+            raise _refuse(self, bytes(packet.get_all_data()[1:]), _NO_FILE_COMMAND)
+        if not packet.is_ok_packet():
+            raise OperationalError(2014, "Command Out of Sync")
+        self.server_status = OKPacketWrapper(packet).server_status
+        return True
+
     async def show_warnings(self) -> Any:
         await self._execute_command(aiomysql.connection.COMMAND.COM_QUERY, "SHOW WARNINGS")
         result = _GuardedResult(self)
@@ -156,15 +175,12 @@ class GuardedAiomysqlConnection(aiomysql.connection.Connection):  # type: ignore
         return result.rows
 
 
-def _asyncmy_refusal(connection: Any, exc: RuntimeError) -> OperationalError | None:
+def _asyncmy_refusal(connection: Any, exc: RuntimeError) -> Exception | None:
     if _LOAD_LOCAL_MARKER not in str(exc):
         return None
-    connection.close()
-    return OperationalError(
-        LOCAL_INFILE_REFUSED,
-        "the server asked for a local file (asyncmy connections never load local files): "
-        "refused and connection closed; check that the configured host is the MySQL "
-        "server you expect",
+    # asyncmy does not tell which file was asked for.
+    return _refuse(
+        connection, None, "asyncmy connections never load local files", error=AsyncmyError
     )
 
 
@@ -183,6 +199,18 @@ class GuardedAsyncmyConnection(_AsyncmyConnection):  # type: ignore[misc]
         kwargs["local_infile"] = False
         super().__init__(*args, **kwargs)
         self._client_flag &= ~ASYNCMY_CLIENT.MULTI_STATEMENTS
+
+    async def _read_ok_packet(self) -> Any:
+        # asyncmy's own body, refusing a file request in place of an OK.
+        packet = await self.read_packet()
+        if packet.is_load_local_packet():
+            filename = bytes(packet.get_all_data()[1:])
+            raise _refuse(self, filename, _NO_FILE_COMMAND, error=AsyncmyError)
+        if not packet.is_ok_packet():
+            raise AsyncmyError(2014, "Command Out of Sync")
+        ok = AsyncmyOKPacket(packet)
+        self.server_status = ok.server_status
+        return ok
 
     async def _read_query_result(self, unbuffered: bool = False) -> None:
         try:
