@@ -36,7 +36,9 @@ __all__ = [
     "quote_mysql_raw",
 ]
 
-_PREPARER: Final = mysql.dialect().identifier_preparer
+#: The dialect's quoting; with a paramstyle whose marker is not ``%``, so that ``%`` in a
+#: name is not doubled here (text() doubles it for the driver itself).
+_PREPARER: Final = mysql.dialect(paramstyle="named").identifier_preparer
 
 _COMMA: Final = "X'2C'"
 _QUOTE: Final = "X'22'"

@@ -21,7 +21,10 @@ __all__ = ["STATE_TABLE", "MySQLStateStore", "PostgresStateStore", "TableState",
 
 STATE_TABLE: Final = "_aioetl_state"
 _ALREADY_CREATED: Final = frozenset({"23505", "42P07"})
-_PG: Final[Any] = postgresql.dialect().identifier_preparer  # type: ignore[no-untyped-call]
+#: With a paramstyle whose marker is not ``%``: the default (psycopg2's) doubles ``%``.
+_PG: Final[Any] = postgresql.dialect(  # type: ignore[no-untyped-call]
+    paramstyle="named"
+).identifier_preparer
 
 
 def quote_postgres(name: str) -> str:
