@@ -201,3 +201,26 @@ async def test_multi_statements_are_refused(
             assert found.scalar() == 0
     finally:
         await admin.dispose()
+
+
+async def test_demo_loader_loads_through_a_guarded_engine(aioetl_settings: Settings) -> None:
+    """``demo-data``'s engine: LOAD DATA LOCAL answered only for the files it names."""
+    from aioetl.core.engine_options import engine_spec
+    from aioetl.demo import create_demo_clinic
+
+    database = f"aioetl_if_demo_{uuid.uuid4().hex[:8]}"
+    admin = create_async_engine(admin_url())
+    config = aioetl_settings.get_source_admin_connection_config()
+    config.update(driver="aiomysql", database=database)
+    spec = engine_spec(config, DatabaseType.REPLICATION, "test", load_data=True)
+    engine = create_async_engine(spec.url, **spec.kwargs)
+    try:
+        async with admin.begin() as conn:
+            await conn.execute(text(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4"))
+        counts = await create_demo_clinic(engine, patients=20, seed=7)
+        assert counts["patient"] == 20
+    finally:
+        await engine.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(text(f"DROP DATABASE IF EXISTS `{database}`"))
+        await admin.dispose()
