@@ -106,11 +106,13 @@ class _GuardedResult(aiomysql.connection.MySQLResult):  # type: ignore[misc]
             for start in range(0, len(body), _CHUNK):
                 connection.write_packet(body[start : start + _CHUNK])
             connection.write_packet(b"")  # the end of the file
-            ok_packet = await connection._read_packet()
+            await connection._writer.drain()
         except BaseException:
-            # Half a file sent: the connection is out of step with the server.
+            # Half a file sent (or none): the server still waits for the rest.
             connection.close()
             raise
+        # The server's answer; an error packet (a value it refused) leaves it in step.
+        ok_packet = await connection._read_packet()
         if not ok_packet.is_ok_packet():
             connection.close()
             raise OperationalError(2014, "Commands Out of Sync")
