@@ -376,10 +376,10 @@ def demo_data(
                 "that database is a demo"
             )
         config = settings.get_source_admin_connection_config()
-        # A writer's engine (LOAD DATA LOCAL INFILE allowed) on the source database, with
-        # aiomysql, which the demo loader uses: the replica's options are exactly that.
+        # A writer's engine on the source database, with aiomysql, which the demo loader
+        # uses: LOAD DATA LOCAL allowed for the files the loader names, and only here.
         config["driver"] = "aiomysql"
-        spec = engine_spec(config, DatabaseType.REPLICATION, settings.environment)
+        spec = engine_spec(config, DatabaseType.REPLICATION, settings.environment, load_data=True)
         url = spec.url
         engine = create_async_engine(url, **spec.kwargs)
         try:

@@ -14,8 +14,10 @@ from typing import Any, Final
 from sqlalchemy.engine import URL
 
 from aioetl.config._resolve import ENV_PREFIXES, VARIABLE_STEMS, DatabaseType
+from aioetl.core.infile import guarded_connection_class
 from aioetl.core.retry import RetryPolicy
 from aioetl.core.tls import TlsPolicy, mysql_connector, postgres_connector
+from aioetl.errors import ConfigError
 
 __all__ = ["EngineProfile", "EngineSpec", "engine_spec"]
 
@@ -72,8 +74,22 @@ def _tls_policy(config: Mapping[str, Any], db_type: DatabaseType, environment: s
     return TlsPolicy.from_config(config, stem=stem, label=label)
 
 
-def engine_spec(config: Mapping[str, Any], db_type: DatabaseType, environment: str) -> EngineSpec:
-    """Engine URL, pool and connect options for one database's resolved config."""
+def engine_spec(
+    config: Mapping[str, Any],
+    db_type: DatabaseType,
+    environment: str,
+    *,
+    load_data: bool = False,
+) -> EngineSpec:
+    """Engine URL, pool and connect options for one database's resolved config.
+
+    Every MySQL connection is guarded (:mod:`aioetl.core.infile`): multi-statements off,
+    and a server's request for a local file refused. ``load_data`` makes a writer's
+    engine (aiomysql only): its connections announce LOAD DATA LOCAL and answer a
+    request for the file a statement named, nothing else.
+    """
+    if load_data and (db_type is DatabaseType.ANALYTICS or config["driver"] != "aiomysql"):
+        raise ConfigError("LOAD DATA LOCAL is only done by aiomysql engines of a MySQL database")
     pool = {
         "pool_size": config["pool_size"],
         "max_overflow": config["max_overflow"],
@@ -131,13 +147,12 @@ def engine_spec(config: Mapping[str, Any], db_type: DatabaseType, environment: s
                 driver,
                 timeout=config["connect_timeout"],
                 policy=_tls_policy(config, db_type, environment),
+                base=guarded_connection_class(driver),
+                init_kwargs={"load_data": True} if load_data else None,
             ),
         }
         if db_type is DatabaseType.SOURCE:
             connect_args["init_command"] = SOURCE_READ_ONLY_COMMAND
-        else:
-            # The replication job loads the replica with LOAD DATA LOCAL INFILE.
-            connect_args["local_infile"] = True
         statement_timeout = config["read_timeout"]
     profile = EngineProfile(
         environment=environment,

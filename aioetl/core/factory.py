@@ -6,6 +6,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Hashable
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -30,6 +31,10 @@ _engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_EngineKey, 
     weakref.WeakKeyDictionary()
 )
 _profiles: weakref.WeakKeyDictionary[Engine, EngineProfile] = weakref.WeakKeyDictionary()
+#: What each MySQL engine was built from, so its LOAD DATA sibling can be built alike.
+_origins: weakref.WeakKeyDictionary[Engine, tuple[str, DatabaseType, dict[str, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def engine_profile(engine: AsyncEngine) -> EngineProfile | None:
@@ -101,17 +106,43 @@ class ConnectionFactory:
                     f"driver {driver!r} does not apply to the {db_type.value} database"
                 )
             config["driver"] = driver
+        return cls._engine(settings.environment, db_type, config, load_data=False)
+
+    @classmethod
+    def _engine(
+        cls, environment: str, db_type: DatabaseType, config: dict[str, Any], *, load_data: bool
+    ) -> AsyncEngine:
         loop = asyncio.get_running_loop()
-        key: _EngineKey = (settings.environment, db_type, *sorted(config.items()))
+        key: _EngineKey = (environment, db_type, load_data, *sorted(config.items()))
         per_loop = _engines.setdefault(loop, {})
         engine = per_loop.get(key)
         if engine is None:
-            spec = engine_spec(config, db_type, settings.environment)
+            spec = engine_spec(config, db_type, environment, load_data=load_data)
             engine = create_async_engine(spec.url, **spec.kwargs)
             _profiles[engine.sync_engine] = spec.profile
+            if db_type is not DatabaseType.ANALYTICS:
+                _origins[engine.sync_engine] = (environment, db_type, dict(config))
             per_loop[key] = engine
-            logger.debug("created engine for %s", spec.profile.label)
+            logger.debug(
+                "created %sengine for %s", "LOAD DATA " if load_data else "", spec.profile.label
+            )
         return engine
+
+    @classmethod
+    async def get_load_data_engine(cls, engine: AsyncEngine) -> AsyncEngine:
+        """The replica writer's engine beside ``engine`` (a replica engine made here).
+
+        Only its connections announce LOAD DATA LOCAL, always through aiomysql, and each
+        answers only a request for the file its statement named (:mod:`aioetl.core.infile`).
+        """
+        origin = _origins.get(engine.sync_engine)
+        if origin is None or origin[1] is not DatabaseType.REPLICATION:
+            raise ConfigError(
+                "LOAD DATA LOCAL is only done into the replica, through an engine made by "
+                "ConnectionFactory"
+            )
+        environment, db_type, config = origin
+        return cls._engine(environment, db_type, {**config, "driver": "aiomysql"}, load_data=True)
 
     @classmethod
     async def _for(

@@ -2,7 +2,9 @@
 
 Rows are generated in a worker thread, one chunk ahead of the chunk being loaded, written
 to temporary tab-separated files and loaded through the raw aiomysql connection; the
-files are removed as soon as they are loaded.
+files are removed as soon as they are loaded. (They hold synthetic rows only.) On a
+connection made by aioetl (``demo-data``'s admin engine, built with ``load_data``) each
+statement offers exactly the file it names: the server can read nothing else.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aioetl.core.errors_map import is_database_error, translate
+from aioetl.core.infile import LocalFileOffer, offer_local_file
 from aioetl.demo.generate import DEFAULT_PATIENTS, DEFAULT_SEED, Chunk, generate_clinic
 from aioetl.demo.schema import (
     TABLES,
@@ -118,8 +121,14 @@ async def _guard_database(cursor: Any) -> None:
         )
 
 
+async def _load_local(cursor: Any, sql: str, path: Path) -> None:
+    """``sql`` (a LOAD DATA LOCAL naming ``path`` as its one parameter), offering ``path``."""
+    with offer_local_file(cursor.connection, LocalFileOffer(str(path))):
+        await cursor.execute(sql, (str(path),))
+
+
 async def _load_file(cursor: Any, table: str, path: Path, rows: int) -> None:
-    await cursor.execute(load_data_sql(TABLES_BY_NAME[table]), (str(path),))
+    await _load_local(cursor, load_data_sql(TABLES_BY_NAME[table]), path)
     # LOAD DATA LOCAL skips rows it cannot store (duplicate keys) instead of failing.
     if cursor.rowcount != rows:
         raise DatabaseError(f"LOAD DATA into {table} stored {cursor.rowcount} of {rows} rows")
@@ -128,7 +137,8 @@ async def _load_file(cursor: Any, table: str, path: Path, rows: int) -> None:
 def _local_infile_hint(reason: str) -> str:
     return (
         f"LOAD DATA LOCAL INFILE was refused ({reason}): create the engine with "
-        "connect_args={'local_infile': True} and allow local_infile on the server"
+        "engine_spec(..., load_data=True) (or connect_args={'local_infile': True}) and "
+        "allow local_infile on the server"
     )
 
 
@@ -190,9 +200,7 @@ async def _probe_local_infile(cursor: Any, folder: Path) -> None:
     await cursor.execute(f"CREATE TEMPORARY TABLE {_PROBE_TABLE} (x int) ENGINE=MEMORY")
     try:
         try:
-            await cursor.execute(
-                f"LOAD DATA LOCAL INFILE %s INTO TABLE {_PROBE_TABLE}", (str(probe),)
-            )
+            await _load_local(cursor, f"LOAD DATA LOCAL INFILE %s INTO TABLE {_PROBE_TABLE}", probe)
         except RuntimeError as exc:
             # aiomysql's own refusal when the connection was opened without local_infile.
             raise ConfigError(_local_infile_hint(str(exc))) from exc

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, text
 
 from aioetl.core.manager import ConnectionManager
 from aioetl.errors import ReplicationError
-from aioetl.replication.rendering import quote_mysql
+from aioetl.replication.rendering import for_text, quote_mysql
 from aioetl.replication.state import quote_postgres
 
 __all__ = ["RECONCILE_PAGE", "reconcile_mysql", "reconcile_postgres"]
@@ -125,8 +125,9 @@ async def reconcile_postgres(
     page: int = RECONCILE_PAGE,
 ) -> int:
     """Delete warehouse rows whose key the source no longer has; returns how many."""
-    q_key = quote_postgres(key)
-    q_table = f"{quote_postgres(schema)}.{quote_postgres(table)}"
+    # Run through text(): colons escaped.
+    q_key = for_text(quote_postgres(key))
+    q_table = for_text(f"{quote_postgres(schema)}.{quote_postgres(table)}")
 
     async def target_keys(low: int | None, high: int | None) -> set[int]:
         where, params = _range(q_key, low, high)

@@ -9,9 +9,10 @@ server renders every row, so that matters. A page of lines is aggregated into on
 value by the server (``GROUP_CONCAT``): 20,000 rows reach the client as one string.
 
 Only hex literals and built-in functions are used, so the SQL means the same under any
-``sql_mode`` (``NO_BACKSLASH_ESCAPES`` included), and it holds no colon (SQLAlchemy's
-``text()`` would read ``:x`` as a bind). Identifiers are quoted by the MySQL dialect;
-no value is ever part of the SQL text.
+``sql_mode`` (``NO_BACKSLASH_ESCAPES`` included), and it holds no colon of its own
+(SQLAlchemy's ``text()`` would read ``:x`` as a bind). Identifiers are quoted by the
+MySQL dialect, with their colons escaped for ``text()`` (a column may be called
+``:name``); no value is ever part of the SQL text.
 """
 
 from __future__ import annotations
@@ -28,12 +29,16 @@ __all__ = [
     "LOAD_DATA_FORMAT",
     "Target",
     "column_expression",
+    "for_text",
     "line_expression",
     "load_data_columns",
     "quote_mysql",
+    "quote_mysql_raw",
 ]
 
-_PREPARER: Final = mysql.dialect().identifier_preparer
+#: The dialect's quoting; with a paramstyle whose marker is not ``%``, so that ``%`` in a
+#: name is not doubled here (text() doubles it for the driver itself).
+_PREPARER: Final = mysql.dialect(paramstyle="named").identifier_preparer
 
 _COMMA: Final = "X'2C'"
 _QUOTE: Final = "X'22'"
@@ -57,9 +62,22 @@ class Target(enum.Enum):
     POSTGRES = "postgres"  # COPY into the warehouse: values PostgreSQL accepts
 
 
-def quote_mysql(name: str) -> str:
-    """A MySQL identifier, always quoted (backticks doubled)."""
+def for_text(sql: str) -> str:
+    """``sql`` — quoted identifiers and keywords only, never values — with every colon
+    escaped, so SQLAlchemy's ``text()`` reads none as a bind and gives each back as is."""
+    return sql.replace(":", "\\:")
+
+
+def quote_mysql_raw(name: str) -> str:
+    """A MySQL identifier, always quoted (backticks doubled), as the server writes it."""
     return str(_PREPARER.quote_identifier(name))
+
+
+def quote_mysql(name: str) -> str:
+    """A MySQL identifier quoted for SQL run through ``text()`` (every aioetl statement
+    on MySQL is): backticks doubled, colons escaped. ``%`` needs nothing: SQLAlchemy
+    doubles it for the driver's ``%s`` parameters itself."""
+    return for_text(quote_mysql_raw(name))
 
 
 def _quoted(expression: str) -> str:

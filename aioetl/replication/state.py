@@ -15,13 +15,16 @@ from sqlalchemy.dialects import postgresql
 
 from aioetl.core.manager import ConnectionManager
 from aioetl.errors import DatabaseError
-from aioetl.replication.rendering import quote_mysql
+from aioetl.replication.rendering import for_text, quote_mysql
 
 __all__ = ["STATE_TABLE", "MySQLStateStore", "PostgresStateStore", "TableState", "Watermark"]
 
 STATE_TABLE: Final = "_aioetl_state"
 _ALREADY_CREATED: Final = frozenset({"23505", "42P07"})
-_PG: Final[Any] = postgresql.dialect().identifier_preparer  # type: ignore[no-untyped-call]
+#: With a paramstyle whose marker is not ``%``: the default (psycopg2's) doubles ``%``.
+_PG: Final[Any] = postgresql.dialect(  # type: ignore[no-untyped-call]
+    paramstyle="named"
+).identifier_preparer
 
 
 def quote_postgres(name: str) -> str:
@@ -132,6 +135,7 @@ class PostgresStateStore:
     """The warehouse's ``<schema>._aioetl_state`` table; saved inside the load's transaction."""
 
     def __init__(self, schema: str) -> None:
+        #: Quoted for the raw driver; statements run through text() escape its colons.
         self.table = f"{quote_postgres(schema)}.{quote_postgres(STATE_TABLE)}"
 
     def create_sql(self) -> str:
@@ -144,7 +148,7 @@ class PostgresStateStore:
 
     async def ensure(self, manager: ConnectionManager) -> None:
         try:
-            await manager.execute_with_retry(self.create_sql())
+            await manager.execute_with_retry(for_text(self.create_sql()))
         except DatabaseError as exc:
             # Concurrent CREATE TABLE IF NOT EXISTS can collide in PostgreSQL's catalog;
             # the loser's table exists all the same.
@@ -176,7 +180,8 @@ class PostgresStateStore:
     async def get(self, manager: ConnectionManager, table: str) -> Watermark | None:
         row = (
             await manager.execute_with_retry(
-                f"SELECT last_key, last_stamp FROM {self.table} WHERE table_name = :t",  # noqa: S608
+                f"SELECT last_key, last_stamp FROM {for_text(self.table)} "  # noqa: S608
+                "WHERE table_name = :t",
                 {"t": table},
             )
         ).first()
@@ -216,7 +221,7 @@ class PostgresStateStore:
 
     async def reset(self, manager: ConnectionManager, table: str) -> None:
         await manager.execute_with_retry(
-            text(f"DELETE FROM {self.table} WHERE table_name = :t"),  # noqa: S608
+            text(f"DELETE FROM {for_text(self.table)} WHERE table_name = :t"),  # noqa: S608
             {"t": table},
         )
 

@@ -2,24 +2,38 @@
 
 Both writers upsert, so writing a page twice (a retry, a rerun after a crash, a
 look-back window) leaves exactly one copy of each row.
+
+No row touches the disk: a page goes to the replica as the content of a ``LOAD DATA
+LOCAL INFILE`` whose "file" is a name made up for that statement, which the guarded
+connection (:mod:`aioetl.core.infile`) answers from memory — a killed run leaves no
+spill file behind, and the server can obtain nothing but the page it was sent. Only
+the writer's own connections (:meth:`ConnectionFactory.get_load_data_engine`) may
+answer such a request at all.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import tempfile
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from aioetl.core.factory import ConnectionFactory
+from aioetl.core.infile import LocalFileOffer, offer_local_file
 from aioetl.core.manager import ConnectionManager
 from aioetl.core.scrub import scrub_values
 from aioetl.errors import ReplicationError
 from aioetl.replication.columns import Column, postgres_type
-from aioetl.replication.rendering import LOAD_DATA_FORMAT, load_data_columns, quote_mysql
+from aioetl.replication.ddl import single_create_table
+from aioetl.replication.rendering import (
+    LOAD_DATA_FORMAT,
+    for_text,
+    load_data_columns,
+    quote_mysql,
+    quote_mysql_raw,
+)
 from aioetl.replication.state import PostgresStateStore, Watermark, quote_postgres
 
 __all__ = ["NEW_SUFFIX", "OLD_SUFFIX", "ReplicaWriter", "WarehouseWriter"]
@@ -30,14 +44,8 @@ OLD_SUFFIX: Final = "__aioetl_old"
 #: The replica loads OpenDental's own values: zero dates included, as the source has them.
 REPLICA_SESSION: Final = ("SET SESSION sql_mode = ''",)
 _UNIQUE_VIOLATION: Final = "23505"
-
-
-def _spill(body: bytes) -> str:
-    handle, path = tempfile.mkstemp(prefix="aioetl-", suffix=".tsv")
-    with os.fdopen(handle, "wb") as file:
-        file.write(body)
-        file.write(b"\n")
-    return path
+#: The made-up file name of a page (never a path: nothing is read from disk).
+_PAGE_NAME: Final = "aioetl-page-{}"
 
 
 class ReplicaWriter:
@@ -50,33 +58,32 @@ class ReplicaWriter:
 
     async def load(self, table: str, body: bytes) -> None:
         """Upsert one page into ``table``; MySQL warnings (truncation…) fail the page."""
-        path = await asyncio.to_thread(_spill, body)
+        offer = LocalFileOffer(_PAGE_NAME.format(uuid.uuid4().hex), body + b"\n")
         sql = text(
             f"LOAD DATA LOCAL INFILE :path REPLACE INTO TABLE {quote_mysql(table)}{self._tail}"
         )
 
         async def work(conn: AsyncConnection) -> list[Any]:
+            raw = await conn.get_raw_connection()
             async with conn.begin():
-                await conn.execute(sql, {"path": path})
+                with offer_local_file(raw.driver_connection, offer):
+                    await conn.execute(sql, {"path": offer.name})
                 # Read before COMMIT, which would clear them.
                 return list((await conn.execute(text("SHOW WARNINGS LIMIT 5"))).fetchall())
 
-        try:
-            warnings = await self._manager.run_with_retry(work)
-        finally:
-            await asyncio.to_thread(os.unlink, path)
+        engine = await ConnectionFactory.get_load_data_engine(self._manager.connection.engine)
+        async with ConnectionManager(engine, session_statements=REPLICA_SESSION) as loader:
+            warnings = await loader.run_with_retry(work)
         if warnings:
             detail = "; ".join(f"{row[1]} {scrub_values(str(row[2]))}" for row in warnings)
             raise ReplicationError(f"replica table {table}: values changed on load: {detail}")
 
     async def create_from_ddl(self, ddl: str, source_name: str, name: str) -> None:
-        """Create ``name`` with the source's own ``SHOW CREATE TABLE`` text."""
-        head = f"CREATE TABLE {quote_mysql(source_name)}"
-        if not ddl.startswith(head):
-            raise ReplicationError(f"unexpected SHOW CREATE TABLE output for {source_name}")
-        await self._manager.execute_with_retry(
-            f"CREATE TABLE {quote_mysql(name)}{ddl[len(head) :]}"
-        )
+        """Create ``name`` with the source's own ``SHOW CREATE TABLE`` text, if it is one
+        ``CREATE TABLE`` statement of ``source_name`` (ReplicationError otherwise)."""
+        rest = single_create_table(ddl, f"CREATE TABLE {quote_mysql_raw(source_name)}", source_name)
+        # Escaped for text(): a default or comment may hold ':word'.
+        await self._manager.execute_with_retry(f"CREATE TABLE {quote_mysql(name)}{for_text(rest)}")
 
     async def drop(self, name: str) -> None:
         await self._manager.execute_with_retry(f"DROP TABLE IF EXISTS {quote_mysql(name)}")
@@ -140,10 +147,12 @@ class WarehouseWriter:
         )
 
     async def create(self, table: str) -> None:
-        await self._manager.execute_with_retry(self.create_sql(table))
+        await self._manager.execute_with_retry(for_text(self.create_sql(table)))
 
     async def drop(self, table: str) -> None:
-        await self._manager.execute_with_retry(f"DROP TABLE IF EXISTS {self._qualified(table)}")
+        await self._manager.execute_with_retry(
+            for_text(f"DROP TABLE IF EXISTS {self._qualified(table)}")
+        )
 
     def _upsert_sql(self, table: str, stage: str) -> str:
         names = ", ".join(quote_postgres(n) for n in self._names)
