@@ -149,13 +149,21 @@ def _environment_option(function: Callable[..., Any]) -> Callable[..., Any]:
     default=None,
     help="Log level (default: WARNING on a terminal, INFO otherwise).",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one object per line (ts, level, logger, event, table, leg, rows, seconds, "
+    "error), for log shippers.",
+)
 @click.version_option(package_name="aioetl")
-def cli(log_level: str | None) -> None:
+def cli(log_level: str | None, log_format: str) -> None:
     """aioetl: OpenDental source → MySQL replica → PostgreSQL warehouse."""
     from aioetl.cli.logs import configure_logging
 
     level = log_level or ("WARNING" if sys.stderr.isatty() else "INFO")
-    configure_logging(logging.getLevelName(level.upper()))
+    configure_logging(logging.getLevelName(level.upper()), json_lines=log_format == "json")
 
 
 @cli.command()

@@ -184,6 +184,17 @@ class BarProgress:
             self._progress.update(task, total=max(leg.rows, 1), completed=max(leg.rows, 1))
 
 
+def _fields(table: str, leg: LegResult) -> dict[str, object]:
+    """A finished leg's fields for structured logs (``--log-format json``)."""
+    return {
+        "table": table,
+        "leg": leg.leg,
+        "rows": leg.rows,
+        "seconds": round(leg.seconds, 3),
+        "error": leg.error,
+    }
+
+
 class LogProgress:
     """Plain log lines, for pipes and CI logs."""
 
@@ -194,14 +205,28 @@ class LogProgress:
         return None
 
     def started(self, table: str, leg: str, estimated_rows: int) -> None:
-        logger.info("%s → %s: started (about %d rows)", table, leg, estimated_rows)
+        logger.info(
+            "%s → %s: started (about %d rows)",
+            table,
+            leg,
+            estimated_rows,
+            extra={"table": table, "leg": leg},
+        )
 
     def advanced(self, table: str, leg: str, rows: int) -> None:
-        logger.info("%s → %s: +%d rows", table, leg, rows)
+        logger.info(
+            "%s → %s: +%d rows", table, leg, rows, extra={"table": table, "leg": leg, "rows": rows}
+        )
 
     def finished(self, table: str, leg: LegResult) -> None:
         if leg.interrupted:
-            logger.warning("%s → %s: interrupted after %.1f s", table, leg.leg, leg.seconds)
+            logger.warning(
+                "%s → %s: interrupted after %.1f s",
+                table,
+                leg.leg,
+                leg.seconds,
+                extra=_fields(table, leg),
+            )
         elif leg.error is None:
             logger.info(
                 "%s → %s: %d rows in %.1f s (%.0f rows/s)",
@@ -210,9 +235,12 @@ class LogProgress:
                 leg.rows,
                 leg.seconds,
                 leg.rows_per_second,
+                extra=_fields(table, leg),
             )
         else:
-            logger.error("%s → %s: failed: %s", table, leg.leg, leg.error)
+            logger.error(
+                "%s → %s: failed: %s", table, leg.leg, leg.error, extra=_fields(table, leg)
+            )
 
 
 def _when(moment: dt.datetime | None) -> str:
