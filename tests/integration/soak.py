@@ -65,6 +65,7 @@ CLI: Final = ("-c", "from aioetl.cli import main; main()")
 ROOT: Final = Path(__file__).resolve().parents[2]
 
 _FAILED_LEG = re.compile(r" ERROR aioetl[.\w]*: (.+ → \w+: failed: .*)$")
+_LEG_EVENT = re.compile(r": (\w+ → \w+): (started|\d+ rows in|failed|interrupted)")
 _LOG_TIME = "%Y-%m-%d %H:%M:%S,%f"
 
 
@@ -354,6 +355,18 @@ class Outcome:
         lines = [m.group(1) for line in self.stderr.splitlines() if (m := _FAILED_LEG.search(line))]
         lines += [line for line in self.stderr.splitlines() if line.startswith("error: ")]
         return lines
+
+    def unfinished_legs(self) -> list[str]:
+        """Legs that logged their start and neither their rows nor a failure."""
+        started: list[str] = []
+        for line in self.stderr.splitlines():
+            if (m := _LEG_EVENT.search(line)) is None:
+                continue
+            if m.group(2) == "started":
+                started.append(m.group(1))
+            elif m.group(1) in started:
+                started.remove(m.group(1))
+        return started
 
     def leg_window(self, table: str, leg: str) -> tuple[float, float] | None:
         """When a leg ran, from its log lines (wall clock); unfinished: to the end."""

@@ -103,7 +103,8 @@ def _check_output(outcome: Outcome, label: str, log: Path) -> list[str]:
     if outcome.hung:
         return [
             f"{label}: no end within {RUN_BOUND:.0f} s: SIGUSR1 sent, then killed "
-            f"(exit {outcome.code})\n{_tail(outcome, log)}"
+            f"(exit {outcome.code}); legs started and never finished: "
+            f"{', '.join(outcome.unfinished_legs()) or 'none'}\n{_tail(outcome, log)}"
         ]
     problems = []
     if "Traceback" in outcome.output:
@@ -182,6 +183,7 @@ def _summary(records: list[RunRecord], runs: int) -> str:
         f"{sum(1 for c in codes if c not in (0, 1, None))} other exits; "
         f"seconds min {min(seconds):.1f} / median {statistics.median(seconds):.1f} / "
         f"max {max(seconds):.1f}; kills {sum(kills)} (per run {min(kills)} to {max(kills)}); "
+        f"runs with kills in the split copy: {sum(1 for r in records if r.split_kills)}; "
         f"exact after reruns: {sum(1 for r in records if r.exact)}/{len(records)}"
     )
     return "\n".join(lines)
