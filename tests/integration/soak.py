@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import math
 import os
 import random
@@ -23,7 +24,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -250,20 +251,41 @@ async def soak_databases() -> AsyncIterator[tuple[Admins, dict[str, int]]]:
             await clinic.dispose()
         yield admins, counts
     finally:
-        try:
-            await warehouse.dispose()
-            async with pg_server.connect() as conn:
-                await conn.execute(text(f"DROP DATABASE IF EXISTS {WAREHOUSE_DB} WITH (FORCE)"))
-            for engine, database, user in (
-                (source, SOURCE_DB, reader),
-                (replica, REPLICA_DB, writer),
-            ):
-                async with engine.connect() as conn:
-                    await conn.execute(text(f"DROP DATABASE IF EXISTS `{database}`"))
-                await _revoke(engine, database, user)
-        finally:
-            for engine in (source, replica, pg_server):
-                await engine.dispose()
+        await _drop_all(admins, pg_server)
+
+
+async def _drop_all(admins: Admins, pg_server: AsyncEngine) -> None:
+    """Drop the soak's databases and grants; every step is tried, the first error raised."""
+    reader, writer, _ = admins.job_users
+
+    async def drop_warehouse() -> None:
+        await admins.warehouse.dispose()
+        async with pg_server.connect() as conn:
+            await conn.execute(text(f"DROP DATABASE IF EXISTS {WAREHOUSE_DB} WITH (FORCE)"))
+
+    async def drop_mysql(engine: AsyncEngine, database: str, user: str) -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text(f"DROP DATABASE IF EXISTS `{database}`"))
+        await _revoke(engine, database, user)
+
+    steps: list[Callable[[], Awaitable[None]]] = [
+        drop_warehouse,
+        functools.partial(drop_mysql, admins.source, SOURCE_DB, reader),
+        functools.partial(drop_mysql, admins.replica, REPLICA_DB, writer),
+    ]
+    errors = [error for error in [await _attempt(step) for step in steps] if error is not None]
+    for engine in (admins.source, admins.replica, pg_server):
+        await engine.dispose()
+    if errors:
+        raise errors[0]
+
+
+async def _attempt(step: Callable[[], Awaitable[None]]) -> Exception | None:
+    try:
+        await step()
+    except Exception as exc:  # reported by _drop_all once every step was tried
+        return exc
+    return None
 
 
 @dataclass
@@ -478,8 +500,8 @@ class RunRecord:
     mysql_kills: int = 0
     pg_kills: int = 0
     rounds: int = 0
-    #: (wall-clock time, connections killed) of every round, to match against the job's log.
-    timeline: list[tuple[float, int]] = field(default_factory=list)
+    #: Connections killed while the big table's split warehouse copy ran.
+    split_kills: int = 0
     reason: str = ""
     reruns: int = 0
     exact: bool | None = None
