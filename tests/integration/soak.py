@@ -1,4 +1,4 @@
-"""The kill-storm soak's machinery: its own databases, the killer, the CLI under a bound.
+"""The kill-storm soak's machinery: its own databases and clinic, the killer, the comparison.
 
 Everything lives in databases of its own (MariaDB ``aioetl_soak`` and
 ``aioetl_soak_replica``, PostgreSQL ``aioetl_soak``), so the killer can pick the job's
@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import functools
 import math
 import os
 import random
-import re
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -60,14 +56,7 @@ BIG_BATCH: Final = 2_000
 KILL_EVERY: Final = (1.0, 2.0)
 #: MariaDB's answer to KILL of a session that ended meanwhile.
 UNKNOWN_THREAD: Final = 1094
-#: Seconds a process has to write its task dump after SIGUSR1 before it is killed.
-DUMP_GRACE: Final = 5.0
-CLI: Final = ("-c", "from aioetl.cli import main; main()")
 ROOT: Final = Path(__file__).resolve().parents[2]
-
-_FAILED_LEG = re.compile(r" ERROR aioetl[.\w]*: (.+ → \w+: failed: .*)$")
-_LEG_EVENT = re.compile(r": (\w+ → \w+): (started|\d+ rows in|failed|interrupted)")
-_LOG_TIME = "%Y-%m-%d %H:%M:%S,%f"
 
 
 def _mysql_url(stem: str, database: str | None) -> URL:
@@ -358,92 +347,6 @@ class Killer:
 
 
 @dataclass
-class Outcome:
-    """One process of ``aioetl``: how it ended and what it wrote."""
-
-    code: int | None
-    seconds: float
-    stdout: str
-    stderr: str
-    ended_at: float
-    hung: bool = False
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-    def failure_lines(self) -> list[str]:
-        """The one-line reasons it gave: failed legs, or the command's own error."""
-        lines = [m.group(1) for line in self.stderr.splitlines() if (m := _FAILED_LEG.search(line))]
-        lines += [line for line in self.stderr.splitlines() if line.startswith("error: ")]
-        return lines
-
-    def unfinished_legs(self) -> list[str]:
-        """Legs that logged their start and neither their rows nor a failure."""
-        started: list[str] = []
-        for line in self.stderr.splitlines():
-            if (m := _LEG_EVENT.search(line)) is None:
-                continue
-            if m.group(2) == "started":
-                started.append(m.group(1))
-            elif m.group(1) in started:
-                started.remove(m.group(1))
-        return started
-
-    def leg_window(self, table: str, leg: str) -> tuple[float, float] | None:
-        """When a leg ran, from its log lines (wall clock); unfinished: to the end."""
-        start = end = None
-        prefix = f" {table} → {leg}: "
-        for line in self.stderr.splitlines():
-            if prefix not in line:
-                continue
-            at = dt.datetime.strptime(line[:23], _LOG_TIME).timestamp()
-            if "started" in line:
-                start = at
-            elif " rows in " in line or ": failed: " in line:
-                end = at
-        if start is None:
-            return None
-        return start, end if end is not None and end >= start else self.ended_at
-
-
-async def run_cli(env: Mapping[str, str], *args: str, bound: float) -> Outcome:
-    """Run ``aioetl`` in its own process; past ``bound`` seconds, SIGUSR1 (a task dump),
-    a grace for it, then SIGKILL: a hang is reported, never waited out."""
-    started = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *CLI,
-        *args,
-        env=dict(env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None and process.stderr is not None
-    out = asyncio.ensure_future(process.stdout.read())
-    err = asyncio.ensure_future(process.stderr.read())
-    hung = False
-    try:
-        try:
-            async with asyncio.timeout(bound):
-                await process.wait()
-        except TimeoutError:
-            hung = True
-            process.send_signal(signal.SIGUSR1)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(DUMP_GRACE):
-                    await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await asyncio.shield(process.wait())
-    seconds = time.monotonic() - started
-    stdout = (await out).decode(errors="replace")
-    stderr = (await err).decode(errors="replace")
-    return Outcome(process.returncode, seconds, stdout, stderr, time.time(), hung=hung)
-
-
-@dataclass
 class Mismatch:
     table: str
     target: str
@@ -488,38 +391,3 @@ async def compare_all(admins: Admins, keys: Mapping[str, str]) -> list[Mismatch]
                 )
             )
     return found
-
-
-@dataclass
-class RunRecord:
-    """What one fault run did, for the summary."""
-
-    number: int
-    code: int | None = None
-    seconds: float = 0.0
-    mysql_kills: int = 0
-    pg_kills: int = 0
-    rounds: int = 0
-    #: Connections killed while the big table's split warehouse copy ran.
-    split_kills: int = 0
-    reason: str = ""
-    reruns: int = 0
-    exact: bool | None = None
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def kills(self) -> int:
-        return self.mysql_kills + self.pg_kills
-
-    def line(self, runs: int) -> str:
-        code = "HANG" if self.code is None else f"exit {self.code}"
-        exact = {None: "not checked", True: "exact", False: "NOT exact"}[self.exact]
-        text_ = (
-            f"run {self.number:2d}/{runs}: {code:7s} {self.seconds:6.1f} s  kills {self.kills:3d} "
-            f"(mysql {self.mysql_kills}, pg {self.pg_kills}, {self.rounds} rounds, "
-            f"{self.split_kills} in the split copy)  "
-            f"clean reruns {self.reruns}  {exact}"
-        )
-        if self.reason:
-            text_ += f"  [{self.reason}]"
-        return text_

@@ -22,6 +22,7 @@ import datetime as dt
 import os
 import random
 import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -29,16 +30,14 @@ import pytest
 
 from aioetl.replication.job import PARALLEL_MIN_ROWS
 
+from .cliprocess import Outcome, run_cli
 from .soak import (
     BIG_TABLE,
     Admins,
     Killer,
-    Outcome,
-    RunRecord,
     compare_all,
     job_environment,
     reset_targets,
-    run_cli,
     soak_databases,
     tables_config,
     write_config,
@@ -56,6 +55,41 @@ REPLICATE: Final = ("replicate", "--env", "test", "--target", "all")
 PASSWORDS: Final = [
     value for name, value in os.environ.items() if name.endswith("_PASSWORD") and value
 ]
+
+
+@dataclass
+class RunRecord:
+    """What one fault run did, for the summary."""
+
+    number: int
+    code: int | None = None
+    seconds: float = 0.0
+    mysql_kills: int = 0
+    pg_kills: int = 0
+    rounds: int = 0
+    #: Connections killed while the big table's split warehouse copy ran.
+    split_kills: int = 0
+    reason: str = ""
+    reruns: int = 0
+    exact: bool | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def kills(self) -> int:
+        return self.mysql_kills + self.pg_kills
+
+    def line(self, runs: int) -> str:
+        code = "HANG" if self.code is None else f"exit {self.code}"
+        exact = {None: "not checked", True: "exact", False: "NOT exact"}[self.exact]
+        text_ = (
+            f"run {self.number:2d}/{runs}: {code:7s} {self.seconds:6.1f} s  kills {self.kills:3d} "
+            f"(mysql {self.mysql_kills}, pg {self.pg_kills}, {self.rounds} rounds, "
+            f"{self.split_kills} in the split copy)  "
+            f"clean reruns {self.reruns}  {exact}"
+        )
+        if self.reason:
+            text_ += f"  [{self.reason}]"
+        return text_
 
 
 def _runs() -> int:
