@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ENV_FILE := .aioetl/local.env
 WITH_ENV := set -a && . ./$(ENV_FILE) && set +a &&
 
-.PHONY: install services test unit lint demo bench clean
+.PHONY: install services test unit lint demo bench soak clean
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,14 @@ lint: install
 # which runs them only with tiny sizes (tests/integration/test_benchmarks_smoke.py).
 bench: services
 	$(WITH_ENV) $(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# The kill-storm soak (tests/integration/test_soak.py): 20 runs of `aioetl replicate` while
+# every connection of the job is killed, about 10 minutes; `make test` runs it twice.
+# AIOETL_SOAK_RUNS=N sets the runs; each process's output is kept under .aioetl/soak/.
+AIOETL_SOAK_RUNS ?= 20
+soak: services
+	$(WITH_ENV) AIOETL_REQUIRE_DATABASES=1 AIOETL_SOAK_RUNS=$(AIOETL_SOAK_RUNS) \
+		AIOETL_SOAK_LOG_DIR=.aioetl/soak $(BIN)/python -m pytest -s tests/integration/test_soak.py $(PYTEST_ARGS)
 
 demo: services
 	$(WITH_ENV) $(BIN)/aioetl demo-data --force
