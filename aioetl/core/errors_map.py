@@ -262,10 +262,14 @@ def _is_connection_failure(exc: BaseException) -> bool:
     if isinstance(exc, OSError | EOFError):
         return True
     name = type(exc).__name__
-    # asyncpg's ConnectionDoesNotExistError / InternalClientError on a dead socket, and
-    # the "connection was closed in the middle of operation" InterfaceError.
+    # asyncpg's ConnectionDoesNotExistError / InternalClientError on a dead socket, the
+    # "connection was closed in the middle of operation" InterfaceError, and the protocol
+    # left mid-operation by a terminated backend ("cannot switch to state 15; another
+    # operation (2) is in progress"): in each case only a fresh connection helps.
+    text = str(exc)
     return name in {"ConnectionDoesNotExistError", "ConnectionFailureError"} or (
-        type(exc).__module__.startswith("asyncpg") and "closed" in str(exc)
+        type(exc).__module__.startswith("asyncpg")
+        and ("closed" in text or "cannot switch to state" in text)
     )
 
 

@@ -62,6 +62,18 @@ def _text(sql: str) -> TextClause:
     return text(sql)
 
 
+#: Statements that only read (their COMMIT ends a transaction that wrote nothing).
+_READS: Final = frozenset({"SELECT", "SHOW", "CHECKSUM", "EXPLAIN"})
+
+
+def _reads_only(statement: Executable) -> bool:
+    """A plain read: SQL text starting with SELECT/SHOW/…, or a SQLAlchemy SELECT."""
+    if isinstance(statement, TextClause):
+        words = statement.text.split(None, 1)
+        return bool(words) and words[0].upper() in _READS
+    return bool(getattr(statement, "is_select", False))
+
+
 def _coerce(statement: Statement) -> Executable:
     if isinstance(statement, str):
         return _text(statement)
@@ -128,6 +140,7 @@ class ConnectionManager:
         self._policy = policy
         self._timeout = statement_timeout or None
         self._checkout_timeout = profile.checkout_timeout if profile else None
+        self._read_only = bool(profile and profile.read_only)
         self._rate_limit = rate_limit
         self._label = (
             profile.label
@@ -375,6 +388,9 @@ class ConnectionManager:
                 await asyncio.shield(self._drop(invalidate=True))
                 if not is_database_error(exc) or not classify(exc).disconnect:
                     raise
+                if self._read_only or _reads_only(statement):
+                    # Nothing to commit: the rows are already buffered, and they are right.
+                    return result
                 # The server may have committed before the connection dropped: running
                 # the statement again could apply it twice, so this is not retried.
                 raise CommitOutcomeUnknownError(
@@ -442,7 +458,9 @@ class ConnectionManager:
         raise DatabaseError at once; transient ones are retried and, when retries run
         out, raise RetryExhaustedError holding the last one. A connection lost during
         COMMIT raises CommitOutcomeUnknownError and is never retried: the server may have
-        applied the statement.
+        applied the statement — unless the statement only read (a read-only source
+        session, or SQL starting with SELECT, SHOW, CHECKSUM or EXPLAIN): then its
+        buffered rows are returned. (A SELECT of a function that writes counts as a read.)
         """
         executable = _coerce(statement)
         return await self._call(lambda: self._execute_once(executable, params))

@@ -213,3 +213,12 @@ def test_other_errors_are_not_connect_failures(exc: BaseException) -> None:
 def test_settings_refusals(exc: BaseException, refusal: bool) -> None:
     assert is_settings_refusal(exc) is refusal
     assert is_settings_refusal(translate(exc)) is refusal
+
+
+def test_asyncpg_left_mid_operation_by_a_terminated_backend_is_a_disconnect() -> None:
+    from asyncpg.exceptions import InternalClientError
+
+    from aioetl.core.errors_map import classify
+
+    error = InternalClientError("cannot switch to state 15; another operation (2) is in progress")
+    assert classify(error).disconnect and classify(error).transient
