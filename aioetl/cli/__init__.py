@@ -207,7 +207,13 @@ def _table_names(
     "--tables",
     default=None,
     callback=_table_names,
-    help="Comma-separated tables (default: all in tables.yml).",
+    help="Comma-separated tables or globs, e.g. 'patient,claim*' (default: all in tables.yml).",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave out the tables matching GLOB (repeatable).",
 )
 @click.option(
     "--target",
@@ -234,6 +240,7 @@ def _table_names(
 def replicate(
     environment: str | None,
     tables: list[str] | None,
+    exclude: tuple[str, ...],
     target: str,
     concurrency: int | None,
     full: bool,
@@ -246,12 +253,10 @@ def replicate(
     from aioetl.cli.render import BarProgress, LogProgress, summary_table
     from aioetl.replication import ReplicationOptions, ReplicationTarget, Replicator
 
-    names = tables
-
     async def run() -> bool:
         settings = await Settings.load(environment)
-        for name in names or []:
-            settings.get_table_config(name)  # an unknown table is bad input: exit 2
+        # An unknown table, or a glob that matches none, is bad input: exit 2.
+        names = settings.select_tables(tables, exclude=exclude)
         console = _console()
         progress = BarProgress(console) if console.is_terminal else LogProgress()
         options = ReplicationOptions(

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import fnmatch
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from aioetl.config._resolve import (
@@ -259,6 +260,36 @@ class Settings:
     def table_names(self) -> list[str]:
         """Every table listed in tables.yml, in file order."""
         return list(self._tables)
+
+    def select_tables(
+        self, patterns: Sequence[str] | None = None, *, exclude: Sequence[str] = ()
+    ) -> list[str]:
+        """The listed tables that ``patterns`` name (plain names or globs such as
+        ``claim*``; all tables when ``None``), less those matching an ``exclude`` glob, in
+        tables.yml order. An unknown plain name, or a glob that matches nothing, is a
+        ConfigError (a typo must not silently copy nothing)."""
+        known = list(self._tables)
+        if patterns is None:
+            chosen = known
+        else:
+            wanted: set[str] = set()
+            for pattern in patterns:
+                if not any(c in pattern for c in "*?["):
+                    self.get_table_config(pattern)  # unknown: the message lists the known
+                    wanted.add(pattern)
+                    continue
+                matched = fnmatch.filter(known, pattern)
+                if not matched:
+                    raise ConfigError(
+                        f"--tables {pattern!r} matches no table listed in "
+                        f"{self.provider.describe('tables')}"
+                    )
+                wanted.update(matched)
+            chosen = [name for name in known if name in wanted]
+        left = [n for n in chosen if not any(fnmatch.fnmatchcase(n, x) for x in exclude)]
+        if not left:
+            raise ConfigError("no table left to replicate after --exclude " + " ".join(exclude))
+        return left
 
     def get_table_config(self, name: str) -> dict[str, Any]:
         """Options of one table from tables.yml, defaults filled in."""
