@@ -23,6 +23,7 @@ from rich.text import Text
 
 from aioetl.checks import ConnectionCheck
 from aioetl.replication import LegResult, TableResult
+from aioetl.replication.plan import Action, Plan
 from aioetl.status import TableStatus
 
 __all__ = ["BarProgress", "LogProgress", "check_table", "status_table", "summary_table"]
@@ -136,7 +137,9 @@ def summary_table(
 
 
 class BarProgress:
-    """A progress bar per table and target (rows done / estimated, rows/s), for a terminal."""
+    """For a terminal: one line for the whole job (legs done of those to run, rows,
+    elapsed) and a bar per running table and target (rows done / estimated, rows/s); a
+    finished table's bar goes away, so a clinic of 400 tables stays readable."""
 
     def __init__(self, console: Console) -> None:
         self._progress = Progress(
@@ -149,6 +152,20 @@ class BarProgress:
         )
         self._tasks: dict[tuple[str, str], TaskID] = {}
         self._started: dict[tuple[str, str], float] = {}
+        self._job: TaskID | None = None
+        self._done: dict[tuple[str, str], int] = {}
+        self._totals: dict[tuple[str, str], int] = {}
+        self._rows = 0
+        self._unchanged = 0
+
+    def planned(self, plan: Plan) -> None:
+        """The job's line: how many legs will run (unchanged tables are counted apart)."""
+        legs = sum(1 for t in plan.tables for leg in t.legs if leg.action is not Action.UNCHANGED)
+        self._unchanged = len(plan.unchanged)
+        self._job = self._progress.add_task(self._job_text(), total=max(legs, 1), rate="-")
+
+    def _job_text(self) -> str:
+        return f"[bold]job[/]: {self._rows:,} rows, {self._unchanged} tables unchanged"
 
     def __enter__(self) -> BarProgress:
         self._progress.start()
@@ -164,6 +181,7 @@ class BarProgress:
 
     def started(self, table: str, leg: str, estimated_rows: int) -> None:
         key = (table, leg)
+        self._done[key], self._totals[key] = 0, max(estimated_rows, 1)
         self._tasks[key] = self._progress.add_task(
             f"{table} → {leg}", total=max(estimated_rows, 1), rate="0"
         )
@@ -172,16 +190,22 @@ class BarProgress:
     def advanced(self, table: str, leg: str, rows: int) -> None:
         key = (table, leg)
         task = self._tasks[key]
-        self._progress.advance(task, rows)
-        done = self._progress.tasks[task].completed
-        total = self._progress.tasks[task].total or 0
+        self._rows += rows
+        if self._job is not None:
+            self._progress.update(self._job, description=self._job_text())
+        done = self._done[key] = self._done.get(key, 0) + rows
+        # Progress.tasks is a list: once a finished bar is removed, a task id no longer
+        # indexes it, so the counts are kept here.
+        total = self._totals[key] = max(self._totals.get(key, 1), done)
         elapsed = max(time.monotonic() - self._started[key], 1e-6)
-        self._progress.update(task, total=max(total, done), rate=f"{done / elapsed:,.0f}")
+        self._progress.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f}")
 
     def finished(self, table: str, leg: LegResult) -> None:
-        task = self._tasks.get((table, leg.leg))
+        task = self._tasks.pop((table, leg.leg), None)
         if task is not None:
-            self._progress.update(task, total=max(leg.rows, 1), completed=max(leg.rows, 1))
+            self._progress.remove_task(task)
+        if self._job is not None:
+            self._progress.advance(self._job, 1)
 
 
 def _fields(table: str, leg: LegResult) -> dict[str, object]:
@@ -203,6 +227,15 @@ class LogProgress:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+    def planned(self, plan: Plan) -> None:
+        logger.info(
+            "plan: %d tables, %d to copy, %d unchanged (%d statements to the source)",
+            len(plan.tables),
+            len(plan.tables) - len(plan.unchanged),
+            len(plan.unchanged),
+            plan.source_statements,
+        )
 
     def started(self, table: str, leg: str, estimated_rows: int) -> None:
         logger.info(

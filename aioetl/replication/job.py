@@ -192,6 +192,9 @@ class Replicator:
         await self._prepare_state(engines)
         plan = await self.plan(names)
         self.last_plan = plan
+        planned = getattr(self.listener, "planned", None)  # optional for listeners
+        if planned is not None:
+            planned(plan)
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one(name: str) -> TableResult | None:
@@ -509,4 +512,8 @@ class Replicator:
 
     def _advance(self, name: str, leg: LegResult, rows: int) -> None:
         leg.rows += rows
-        self.listener.advanced(name, leg.leg, rows)
+        try:
+            self.listener.advanced(name, leg.leg, rows)
+        except Exception:
+            # A progress display that breaks must not fail a copy that works.
+            logger.debug("progress listener failed", exc_info=True)

@@ -65,7 +65,9 @@ class TableResult:
 
 
 class ProgressListener(Protocol):
-    """Told about progress; the CLI draws bars or writes log lines from it."""
+    """Told about progress; the CLI draws bars or writes log lines from it. A listener
+    may also define ``planned(plan)``, called once with the run's plan before any table
+    starts."""
 
     def started(self, table: str, leg: str, estimated_rows: int) -> None: ...
 
