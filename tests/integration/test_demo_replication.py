@@ -26,14 +26,13 @@ REPLICA_DB = os.environ.get("TEST_MYSQL_REPLICATION_DB", "test_opendental_replic
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 
-@pytest_asyncio.fixture
-async def clinic(aioetl_analytics_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
-    """A 150-patient clinic in the test source; the targets start empty."""
-    engine = create_async_engine(admin_url(), connect_args={"local_infile": True})
-    await create_demo_clinic(engine, patients=150, seed=3)
-    async with engine.begin() as conn:
+async def _empty_targets(admin: AsyncEngine, warehouse: AsyncEngine) -> None:
+    """Drop the demo tables from both targets and forget their watermarks (only theirs:
+    the state tables are shared)."""
+    async with admin.begin() as conn:
         for table in DEMO_TABLES:
             await conn.execute(text(f"DROP TABLE IF EXISTS `{REPLICA_DB}`.`{table}`"))
+            await conn.execute(text(f"DROP TABLE IF EXISTS `{REPLICA_DB}`.`{table}__aioetl_new`"))
         if (
             await conn.execute(
                 text(
@@ -43,13 +42,34 @@ async def clinic(aioetl_analytics_engine: AsyncEngine) -> AsyncIterator[AsyncEng
                 {"db": REPLICA_DB},
             )
         ).scalar():
-            await conn.execute(text(f"DELETE FROM `{REPLICA_DB}`.`_aioetl_state`"))
-    async with aioetl_analytics_engine.begin() as conn:
+            for table in DEMO_TABLES:
+                await conn.execute(
+                    text(f"DELETE FROM `{REPLICA_DB}`.`_aioetl_state` WHERE table_name = :t"),
+                    {"t": table},
+                )
+    async with warehouse.begin() as conn:
         for table in DEMO_TABLES:
             await conn.execute(text(f'DROP TABLE IF EXISTS raw."{table}"'))
-        await conn.execute(text("DROP TABLE IF EXISTS raw._aioetl_state"))
-    yield engine
-    await engine.dispose()
+            await conn.execute(text(f'DROP TABLE IF EXISTS raw."{table}__aioetl_new"'))
+        if (await conn.execute(text("SELECT to_regclass('raw._aioetl_state')"))).scalar():
+            for table in DEMO_TABLES:
+                await conn.execute(
+                    text("DELETE FROM raw._aioetl_state WHERE table_name = :t"), {"t": table}
+                )
+
+
+@pytest_asyncio.fixture
+async def clinic(aioetl_analytics_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """A 150-patient clinic in the test source; the targets start empty and are emptied
+    again afterwards, pass or fail."""
+    engine = create_async_engine(admin_url(), connect_args={"local_infile": True})
+    try:
+        await create_demo_clinic(engine, patients=150, seed=3)
+        await _empty_targets(engine, aioetl_analytics_engine)
+        yield engine
+        await _empty_targets(engine, aioetl_analytics_engine)
+    finally:
+        await engine.dispose()
 
 
 async def _settings() -> Settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -142,7 +143,7 @@ async def test_a_commit_lost_in_transit_is_reported_not_retried(
 ) -> None:
     proxy, target = proxied
     engine = await _engine(proxy, target, retry_backoff_base=0.05)
-    table = "lost_commit_probe"
+    table = f"lost_commit_{uuid.uuid4().hex[:8]}"
     if target[2] == "source":
         # The source is read-only: the replica's server takes the write.
         env = dict(os.environ)
@@ -150,12 +151,15 @@ async def test_a_commit_lost_in_transit_is_reported_not_retried(
         settings = await Settings.load("test", DictConfigProvider(env=env))
         engine = await ConnectionFactory.get_engine(settings, DatabaseType.REPLICATION)
     async with create_connection_manager(engine) as manager:
-        await manager.execute_with_retry(f"DROP TABLE IF EXISTS {table}")
         await manager.execute_with_retry(f"CREATE TABLE {table} (n int)")
-        proxy.drop_after = b"COMMIT"
-        with pytest.raises(CommitOutcomeUnknownError, match="lost during COMMIT"):
-            await manager.execute_with_retry(f"INSERT INTO {table} VALUES (1)")
-        proxy.drop_after = None
-        # The server did apply it, once: a blind retry would have inserted it twice.
-        assert (await manager.execute_with_retry(f"SELECT count(*) FROM {table}")).scalar() == 1
-        await manager.execute_with_retry(f"DROP TABLE {table}")
+        try:
+            proxy.drop_after = b"COMMIT"
+            with pytest.raises(CommitOutcomeUnknownError, match="lost during COMMIT"):
+                await manager.execute_with_retry(f"INSERT INTO {table} VALUES (1)")
+            proxy.drop_after = None
+            # The server did apply it, once: a blind retry would have inserted it twice.
+            count = (await manager.execute_with_retry(f"SELECT count(*) FROM {table}")).scalar()
+            assert count == 1
+        finally:
+            proxy.drop_after = None
+            await manager.execute_with_retry(f"DROP TABLE IF EXISTS {table}")

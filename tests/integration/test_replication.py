@@ -176,8 +176,17 @@ async def admin() -> AsyncIterator[AsyncEngine]:
 
 
 @pytest_asyncio.fixture
-async def clean(admin: AsyncEngine, aioetl_analytics_engine: AsyncEngine) -> None:
-    """No trace of the test tables in any database, nor in the state tables."""
+async def clean(admin: AsyncEngine, aioetl_analytics_engine: AsyncEngine) -> AsyncIterator[None]:
+    """No trace of the test tables in any database, nor in the state tables — before the
+    test, and after it whether it passed or not."""
+    await _forget(admin, aioetl_analytics_engine)
+    try:
+        yield
+    finally:
+        await _forget(admin, aioetl_analytics_engine)
+
+
+async def _forget(admin: AsyncEngine, aioetl_analytics_engine: AsyncEngine) -> None:
     for db in (SOURCE_DB, REPLICA_DB):
         for table in TABLES:
             await _execute(admin, f"DROP TABLE IF EXISTS `{db}`.`{table}`")
@@ -476,26 +485,30 @@ async def test_pages_cut_by_group_concat_are_detected_and_split(
         "ENGINE=MyISAM DEFAULT CHARSET=utf8mb3",
         "INSERT INTO rt_cut SELECT seq, REPEAT('é', 10 + seq % 7), '2024-01-01' FROM seq_1_to_300",
     )
-    async with create_connection_manager(
-        aioetl_source_engine,
-        rate_limit=0,
-        session_statements=["SET SESSION group_concat_max_len = 1000"],
-    ) as manager:
-        table = await mysql_table(manager, "rt_cut")
-        assert table is not None
-        common: dict[str, Any] = {
-            "key": "Id",
-            "target": Target.POSTGRES,
-            "zero_dates": ZeroDates.NULL,
-            "batch_size": 10_000,
-        }
-        for reader in (
-            KeyRangeReader(manager, "rt_cut", table.columns, **common),
-            StampReader(manager, "rt_cut", table.columns, stamp="Stamp", **common),
-        ):
-            pages = [page async for page in reader.pages()]
-            assert all(len(page.body) <= 1000 for page in pages)
-            ids = [int(line.split(b",")[0]) for page in pages for line in page.body.split(b"\n")]
-            assert sorted(ids) == list(range(1, 301)), type(reader).__name__
-            assert sum(page.rows for page in pages) == 300
-    await _execute(admin, "DROP TABLE rt_cut")
+    try:
+        async with create_connection_manager(
+            aioetl_source_engine,
+            rate_limit=0,
+            session_statements=["SET SESSION group_concat_max_len = 1000"],
+        ) as manager:
+            table = await mysql_table(manager, "rt_cut")
+            assert table is not None
+            common: dict[str, Any] = {
+                "key": "Id",
+                "target": Target.POSTGRES,
+                "zero_dates": ZeroDates.NULL,
+                "batch_size": 10_000,
+            }
+            for reader in (
+                KeyRangeReader(manager, "rt_cut", table.columns, **common),
+                StampReader(manager, "rt_cut", table.columns, stamp="Stamp", **common),
+            ):
+                pages = [page async for page in reader.pages()]
+                assert all(len(page.body) <= 1000 for page in pages)
+                ids = [
+                    int(line.split(b",")[0]) for page in pages for line in page.body.split(b"\n")
+                ]
+                assert sorted(ids) == list(range(1, 301)), type(reader).__name__
+                assert sum(page.rows for page in pages) == 300
+    finally:
+        await _execute(admin, "DROP TABLE IF EXISTS rt_cut")
