@@ -37,6 +37,7 @@ class FaultProxy:
         self.cuts = 0
         #: Chunks changed by ``rewrite``.
         self.rewritten = 0
+        self._watches: list[tuple[bytes, asyncio.Event]] = []
         self._refuse_until = 0.0
         self._server: asyncio.Server | None = None
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
@@ -84,6 +85,12 @@ class FaultProxy:
         self._links.clear()
         return len(links)
 
+    def watch(self, needle: bytes) -> asyncio.Event:
+        """An event set when the client first sends ``needle`` (e.g. ``b"COPY "``)."""
+        seen = asyncio.Event()
+        self._watches.append((needle, seen))
+        return seen
+
     def refuse_for(self, seconds: float) -> None:
         """Close new connections on arrival for ``seconds``."""
         self._refuse_until = time.monotonic() + seconds
@@ -115,6 +122,10 @@ class FaultProxy:
         upstream = sink is link[1]
         try:
             while data := await source.read(65536):
+                if upstream:
+                    for needle, seen in self._watches:
+                        if needle in data:
+                            seen.set()
                 await self._speaking.wait()  # silent: hold the bytes, deliver nothing
                 if self.latency:
                     self.delayed += 1
