@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -178,26 +179,55 @@ async def test_full_reload_is_atomic_for_readers() -> None:
             assert listener.rows[table, leg] == new
 
 
+async def _drift(db: Scratch, *, new_row: bool) -> TableResult:
+    """Copy a table, then add and drop a column at the source; run again."""
+    table = db.names[0]
+    await _create(db, table, 50)
+    settings = await _settings({table: _table_config()})
+    assert all(r.ok for r in await _run(settings))
+    async with db.source.begin() as conn:
+        await conn.execute(text(f"ALTER TABLE `{table}` ADD COLUMN ChartNote varchar(9)"))
+        await conn.execute(text(f"ALTER TABLE `{table}` DROP COLUMN Name"))
+        if new_row:
+            await conn.execute(
+                text(f"INSERT INTO `{table}` (Id, Stamp) VALUES (51, '2025-01-01 00:00:00')")
+            )
+    (result,) = await _run(settings)
+    return result
+
+
+def _assert_drift_reported(result: TableResult) -> None:
+    assert not result.ok
+    assert result.error is not None
+    assert "new: ChartNote" in result.error and "gone: Name" in result.error
+    assert "--full" in result.error
+    # Never loads the warehouse from a replica that failed.
+    assert all(leg.rows == 0 for leg in result.legs)
+
+
 async def test_schema_drift_fails_the_table_naming_the_columns() -> None:
     """README: when a table's columns differ from the source, the table fails with a
     message naming the columns; --full rebuilds it."""
     async with scratch("claim_drift") as db:
-        table = db.names[0]
-        await _create(db, table, 50)
-        settings = await _settings({table: _table_config()})
-        assert all(r.ok for r in await _run(settings))
-        async with db.source.begin() as conn:
-            await conn.execute(text(f"ALTER TABLE `{table}` ADD COLUMN ChartNote varchar(9)"))
-            await conn.execute(text(f"ALTER TABLE `{table}` DROP COLUMN Name"))
-        (result,) = await _run(settings)
-        assert not result.ok
-        assert result.error is not None
-        assert "new: ChartNote" in result.error and "gone: Name" in result.error
-        assert "--full" in result.error
-        assert [leg.leg for leg in result.legs] == ["replica"]  # never loads from a bad replica
+        result = await _drift(db, new_row=True)
+        _assert_drift_reported(result)
+        settings = await _settings({db.names[0]: _table_config()})
         (rebuilt,) = await _run(settings, full=True)
         assert rebuilt.ok, rebuilt.error
-        assert await _count(db.warehouse, f'raw."{table}"') == 50
+        assert await _count(db.warehouse, f'raw."{db.names[0]}"') == 51
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (planner, c4870b0): a drifted table with no row after its watermark is "
+    "planned 'unchanged' and skipped, so the drift the README promises to report goes "
+    "unnoticed until a row changes; the plan reads the source catalog and could compare "
+    "its columns with the replica's",
+)
+async def test_schema_drift_is_reported_even_when_no_row_changed() -> None:
+    """README: when a table's columns differ from the source, the table fails."""
+    async with scratch("claim_drift_idle") as db:
+        _assert_drift_reported(await _drift(db, new_row=False))
 
 
 async def test_a_load_data_warning_fails_the_table() -> None:
@@ -251,10 +281,22 @@ async def test_one_failing_table_exits_1_while_the_others_finish(tmp_path: Path)
         tables = {name: _table_config(batch_size=100) for name in db.names}
         (tmp_path / "tables.yml").write_text(yaml.safe_dump({"tables": tables}))
         (tmp_path / "pipeline.yml").write_text((CONFIG / "pipeline.yml").read_text())
-        env = {"AIOETL_CONFIG_DIR": str(tmp_path)}
-        code, output = await asyncio.to_thread(
-            _cli, "replicate", "--env", "test", "--target", "all", env=env
+        # A process of its own: the command installs signal handlers, which only the
+        # main thread of a process may do.
+        process = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("aioetl")),
+            "replicate",
+            "--env",
+            "test",
+            "--target",
+            "all",
+            env={**os.environ, "AIOETL_CONFIG_DIR": str(tmp_path)},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
+        async with asyncio.timeout(HANG_GUARD):
+            out, _ = await process.communicate()
+        code, output = process.returncode, out.decode()
         assert code == 1, output
         assert "Traceback" not in output
         assert "Extra" in output  # the failure is named in the summary or the log
