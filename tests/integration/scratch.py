@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .conftest import admin_url
+from .conftest import admin_url, replica_url
 
 SOURCE_DB = os.environ.get("TEST_OPENDENTAL_SOURCE_DB", "test_opendental")
 REPLICA_DB = os.environ.get("TEST_MYSQL_REPLICATION_DB", "test_opendental_replication")
@@ -35,20 +35,6 @@ def warehouse_url() -> URL:
         host=env.get("TEST_POSTGRES_ANALYTICS_HOST", "127.0.0.1"),
         port=int(env.get("TEST_POSTGRES_ANALYTICS_PORT", "5432")),
         database=env.get("TEST_POSTGRES_ANALYTICS_DB", "test_opendental_analytics"),
-    )
-
-
-def replica_url() -> URL:
-    """The replica's own user on the replica's server (under compose, not the source's)."""
-    env = os.environ
-    return URL.create(
-        "mysql+aiomysql",
-        username=env.get("TEST_MYSQL_REPLICATION_USER", "aioetl"),
-        password=env.get("TEST_MYSQL_REPLICATION_PASSWORD") or None,
-        host=env.get("TEST_MYSQL_REPLICATION_HOST", "127.0.0.1"),
-        port=int(env.get("TEST_MYSQL_REPLICATION_PORT", "3306")),
-        database=REPLICA_DB,
-        query={"charset": "utf8mb4"},
     )
 
 

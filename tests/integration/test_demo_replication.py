@@ -17,7 +17,7 @@ from aioetl.demo import DEMO_TABLES, create_demo_clinic
 from aioetl.replication import ReplicationOptions, Replicator
 
 from .compare import expected_warehouse, mysql_checksums, mysql_columns, mysql_rows, pg_rows
-from .conftest import admin_url
+from .conftest import admin_url, replica_engine
 
 pytestmark = pytest.mark.integration
 
@@ -26,10 +26,10 @@ REPLICA_DB = os.environ.get("TEST_MYSQL_REPLICATION_DB", "test_opendental_replic
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 
-async def _empty_targets(admin: AsyncEngine, warehouse: AsyncEngine) -> None:
+async def _empty_targets(warehouse: AsyncEngine) -> None:
     """Drop the demo tables from both targets and forget their watermarks (only theirs:
     the state tables are shared)."""
-    async with admin.begin() as conn:
+    async with replica_engine() as replica, replica.begin() as conn:
         for table in DEMO_TABLES:
             await conn.execute(text(f"DROP TABLE IF EXISTS `{REPLICA_DB}`.`{table}`"))
             await conn.execute(text(f"DROP TABLE IF EXISTS `{REPLICA_DB}`.`{table}__aioetl_new`"))
@@ -65,9 +65,9 @@ async def clinic(aioetl_analytics_engine: AsyncEngine) -> AsyncIterator[AsyncEng
     engine = create_async_engine(admin_url(), connect_args={"local_infile": True})
     try:
         await create_demo_clinic(engine, patients=150, seed=3)
-        await _empty_targets(engine, aioetl_analytics_engine)
+        await _empty_targets(aioetl_analytics_engine)
         yield engine
-        await _empty_targets(engine, aioetl_analytics_engine)
+        await _empty_targets(aioetl_analytics_engine)
     finally:
         await engine.dispose()
 
@@ -99,7 +99,8 @@ async def _assert_identical(admin: AsyncEngine, warehouse: AsyncEngine) -> None:
     for table, key in (await _keys(admin)).items():
         source = await mysql_checksums(admin, SOURCE_DB, table, key)
         assert source, table
-        assert await mysql_checksums(admin, REPLICA_DB, table, key) == source, table
+        async with replica_engine() as replica:
+            assert await mysql_checksums(replica, REPLICA_DB, table, key) == source, table
         rows = await mysql_rows(admin, SOURCE_DB, table, key)
         columns = await mysql_columns(admin, SOURCE_DB, table)
         assert await pg_rows(warehouse, table, key) == expected_warehouse(rows, columns), table

@@ -18,7 +18,7 @@ from aioetl import ConnectionFactory, DatabaseType, DictConfigProvider, Settings
 from aioetl.replication import LegResult, ReplicationOptions, ReplicationTarget, Replicator
 
 from .compare import expected_warehouse, float32, mysql_columns, mysql_rows, pg_rows
-from .conftest import admin_url
+from .conftest import admin_url, replica_engine
 
 pytestmark = pytest.mark.integration
 
@@ -187,11 +187,26 @@ async def clean(admin: AsyncEngine, aioetl_analytics_engine: AsyncEngine) -> Asy
 
 
 async def _forget(admin: AsyncEngine, aioetl_analytics_engine: AsyncEngine) -> None:
-    for db in (SOURCE_DB, REPLICA_DB):
+    async with replica_engine() as replica:
+        for db, engine in ((SOURCE_DB, admin), (REPLICA_DB, replica)):
+            for table in TABLES:
+                await _execute(engine, f"DROP TABLE IF EXISTS `{db}`.`{table}`")
+                await _execute(engine, f"DROP TABLE IF EXISTS `{db}`.`{table}__aioetl_new`")
+        await _forget_marks(replica)
+    async with aioetl_analytics_engine.begin() as conn:
         for table in TABLES:
-            await _execute(admin, f"DROP TABLE IF EXISTS `{db}`.`{table}`")
-            await _execute(admin, f"DROP TABLE IF EXISTS `{db}`.`{table}__aioetl_new`")
-    async with admin.begin() as conn:
+            await conn.execute(text(f'DROP TABLE IF EXISTS raw."{table}"'))
+            await conn.execute(text(f'DROP TABLE IF EXISTS raw."{table}__aioetl_new"'))
+        await conn.execute(
+            text(
+                "DO $$ BEGIN IF to_regclass('raw._aioetl_state') IS NOT NULL THEN "
+                "DELETE FROM raw._aioetl_state WHERE table_name LIKE 'rt\\_%'; END IF; END $$"
+            )
+        )
+
+
+async def _forget_marks(replica: AsyncEngine) -> None:
+    async with replica.begin() as conn:
         exists = (
             await conn.execute(
                 text(
@@ -205,16 +220,6 @@ async def _forget(admin: AsyncEngine, aioetl_analytics_engine: AsyncEngine) -> N
             await conn.execute(
                 text(f"DELETE FROM `{REPLICA_DB}`.`_aioetl_state` WHERE table_name LIKE 'rt\\_%'")
             )
-    async with aioetl_analytics_engine.begin() as conn:
-        for table in TABLES:
-            await conn.execute(text(f'DROP TABLE IF EXISTS raw."{table}"'))
-            await conn.execute(text(f'DROP TABLE IF EXISTS raw."{table}__aioetl_new"'))
-        await conn.execute(
-            text(
-                "DO $$ BEGIN IF to_regclass('raw._aioetl_state') IS NOT NULL THEN "
-                "DELETE FROM raw._aioetl_state WHERE table_name LIKE 'rt\\_%'; END IF; END $$"
-            )
-        )
 
 
 async def _seed(admin: AsyncEngine) -> None:
@@ -281,9 +286,13 @@ KEYS = {
 
 
 async def _assert_exact(admin: AsyncEngine, warehouse: AsyncEngine) -> None:
+    async with replica_engine() as replica:
+        copies = {
+            table: await mysql_rows(replica, REPLICA_DB, table, key) for table, key in KEYS.items()
+        }
     for table, key in KEYS.items():
         source = await mysql_rows(admin, SOURCE_DB, table, key)
-        assert await mysql_rows(admin, REPLICA_DB, table, key) == source, table
+        assert copies[table] == source, table
         columns = await mysql_columns(admin, SOURCE_DB, table)
         assert await pg_rows(warehouse, table, key) == expected_warehouse(source, columns), table
 
@@ -384,7 +393,10 @@ async def test_updates_and_inserts_arrive_incrementally(
     )
     legs = await _replicate(target=ReplicationTarget.ALL)
     assert [leg.rows for leg in legs if leg.leg == "replica"][:1] == [1]  # rt_patient: row 3
-    replica = {row[0]: row for row in await mysql_rows(admin, REPLICA_DB, "rt_patient", "PatNum")}
+    async with replica_engine() as engine:
+        replica = {
+            row[0]: row for row in await mysql_rows(engine, REPLICA_DB, "rt_patient", "PatNum")
+        }
     assert replica[3][1] == "Changed"
     # A row written late with an old stamp is below the watermark: only a look-back
     # window (or a full reload) catches it, as practitioners do.
