@@ -230,32 +230,54 @@ async def test_schema_drift_is_reported_even_when_no_row_changed() -> None:
         _assert_drift_reported(await _drift(db, new_row=False))
 
 
+async def _load_with_warning(db: Scratch) -> TableResult:
+    """Copy a table, narrow the replica's column (same names: no drift), then add a source
+    row whose value does not fit it; run again."""
+    table = db.names[0]
+    await _create(db, table, 20)
+    settings = await _settings({table: _table_config()})
+    assert all(r.ok for r in await _run(settings))
+    async with db.replica.begin() as conn:
+        await conn.execute(text("SET SESSION sql_mode = ''"))
+        await conn.execute(text(f"ALTER TABLE `{table}` MODIFY Name varchar(4)"))
+    async with db.source.begin() as conn:
+        await conn.execute(
+            text(
+                f"INSERT INTO `{table}` VALUES (1000, 'a name far too long', '2025-01-01 00:00:00')"
+            )
+        )
+    (result,) = await _run(settings)
+    return result
+
+
 async def test_a_load_data_warning_fails_the_table() -> None:
     """README: a load that would change a value (a MySQL warning) fails the table."""
     async with scratch("claim_warn") as db:
-        table = db.names[0]
-        await _create(db, table, 20)
-        settings = await _settings({table: _table_config()})
-        assert all(r.ok for r in await _run(settings))
-        # The replica's column is narrower than the source's: same names, no drift.
-        async with db.replica.begin() as conn:
-            await conn.execute(text("SET SESSION sql_mode = ''"))
-            await conn.execute(text(f"ALTER TABLE `{table}` MODIFY Name varchar(4)"))
-        async with db.source.begin() as conn:
-            await conn.execute(
-                text(
-                    f"INSERT INTO `{table}` VALUES (1000, 'a name far too long', "
-                    "'2025-01-01 00:00:00')"
-                )
-            )
-        (result,) = await _run(settings)
+        result = await _load_with_warning(db)
         assert not result.ok
         assert result.error is not None
         assert "values changed on load" in result.error and "1265" in result.error
-        assert [leg.leg for leg in result.legs] == ["replica"]
+        assert [leg.leg for leg in result.legs if leg.rows] == []  # the warehouse got nothing
         # The watermark did not move past the failed page: a rerun meets it again.
+        settings = await _settings({db.names[0]: _table_config()})
         (again,) = await _run(settings)
         assert not again.ok
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (writers.py ReplicaWriter.load): the warnings are read inside the load's "
+    "transaction, which then commits — and a MyISAM replica (created from the source's "
+    "DDL) cannot roll back anyway — so the changed value stays in the replica while the "
+    "table is reported failed",
+)
+async def test_a_load_data_warning_leaves_no_changed_value_behind() -> None:
+    """README: rows keep OpenDental's values exactly; a load that would change one fails."""
+    async with scratch("claim_warn_kept") as db:
+        assert not (await _load_with_warning(db)).ok
+        async with db.replica.connect() as conn:
+            kept = await conn.execute(text(f"SELECT Name FROM `{db.names[0]}` WHERE Id = 1000"))
+            assert kept.all() == []
 
 
 # -- the job ---------------------------------------------------------------------------------
@@ -364,6 +386,7 @@ def _records(logger: str) -> Iterator[list[logging.LogRecord]]:
         log.removeHandler(handler)
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("target", [SOURCE, WAREHOUSE], ids=["mariadb", "postgresql"])
 async def test_release_to_a_silent_server_is_bounded(
     target: tuple[str, DatabaseType, str], monkeypatch: pytest.MonkeyPatch
@@ -468,6 +491,7 @@ async def test_reconcile_pages_past_50000_keys() -> None:
             assert await _count(engine, f"{where} WHERE {key} IN ({keys})") == 0
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("target", [SOURCE, WAREHOUSE], ids=["mariadb", "postgresql"])
 async def test_stream_failure_after_rows_were_yielded_is_raised(
     target: tuple[str, DatabaseType, str],
@@ -495,6 +519,7 @@ async def test_stream_failure_after_rows_were_yielded_is_raised(
         assert _pool(engine).checkedout() == 0
 
 
+@pytest.mark.faults
 async def test_cancelled_during_connect_leaks_nothing() -> None:
     """README (cancellation): cancelling while the connection is being made — the server
     accepted the socket and says nothing — returns or discards everything."""
@@ -517,6 +542,7 @@ async def test_cancelled_during_connect_leaks_nothing() -> None:
             assert _pool(engine).checkedout() == 0
 
 
+@pytest.mark.faults
 async def test_cancelled_mid_copy_leaks_nothing_and_a_rerun_is_exact() -> None:
     """README (cancellation): cancelling a table's replication in the middle of a COPY
     returns or invalidates every connection; a rerun of the job is exact."""
