@@ -281,10 +281,13 @@ async def test_read_timeout_from_pipeline_bounds_each_statement() -> None:
     try:
         engine = await ConnectionFactory.get_opendental_source_test_connection(settings=settings)
         async with create_connection_manager(engine) as manager:
-            started = asyncio.get_running_loop().time()
-            with pytest.raises(StatementTimeoutError, match="no answer within"):
-                await manager.execute_with_retry("SELECT SLEEP(5)")
-            assert asyncio.get_running_loop().time() - started < 3
+            # The deadline that expired is the pipeline's read_timeout (named in the
+            # message), not some other bound; the guard only turns a hang into a failure.
+            async with asyncio.timeout(60):
+                with pytest.raises(
+                    StatementTimeoutError, match=r"no answer within statement_timeout=0\.5s"
+                ):
+                    await manager.execute_with_retry("SELECT SLEEP(5)")
     finally:
         await ConnectionFactory.dispose_all()
 
@@ -307,12 +310,12 @@ async def test_connect_timeout_bounds_a_silent_server(database: str) -> None:
     db_type = DatabaseType.SOURCE if database == "source" else DatabaseType.ANALYTICS
     try:
         engine = await ConnectionFactory.get_engine(settings, db_type)
-        started = asyncio.get_running_loop().time()
-        with pytest.raises(RetryExhaustedError, match="could not connect within") as info:
-            async with create_connection_manager(engine):
-                pass
+        async with asyncio.timeout(60):  # turns a hang into a failure; not a speed claim
+            with pytest.raises(RetryExhaustedError, match="within connect_timeout") as info:
+                async with create_connection_manager(engine):
+                    pass
         assert isinstance(info.value.last_error, DatabaseConnectionError)
-        assert asyncio.get_running_loop().time() - started < 3
+        assert len(accepted) == 1  # one connection, cut off by connect_timeout, no retry
     finally:
         await ConnectionFactory.dispose_all()
         for writer in accepted:
