@@ -24,6 +24,9 @@ class FaultProxy:
         #: When a client packet contains these bytes, forward it, then drop the
         #: connection before the server's answer gets back ("lost in transit").
         self.drop_after: bytes | None = None
+        #: How many connections ``drop_after`` drops before it disarms (None: no limit).
+        self.drop_limit: int | None = None
+        self.drops = 0
         self._speaking = asyncio.Event()
         self._speaking.set()
         #: Client bytes replaced on their way to the server (same length: framing holds).
@@ -140,6 +143,9 @@ class FaultProxy:
                 drop = upstream and self.drop_after is not None and self.drop_after in data
                 if drop:
                     self._links.discard(link)  # the answer will not be forwarded
+                    self.drops += 1
+                    if self.drop_limit is not None and self.drops >= self.drop_limit:
+                        self.drop_after = None
                 sink.write(data)
                 await sink.drain()
                 if drop:

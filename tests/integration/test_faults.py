@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import uuid
@@ -30,6 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 MYSQL = ("TEST_OPENDENTAL_SOURCE", DatabaseType.SOURCE, "source")
 POSTGRES = ("TEST_POSTGRES_ANALYTICS", DatabaseType.ANALYTICS, "analytics")
+REPLICA = ("TEST_MYSQL_REPLICATION", DatabaseType.REPLICATION, "replication")
 #: Not a speed claim: only turns a hang into a failure instead of a stuck suite.
 HANG_GUARD = 60
 
@@ -45,6 +47,7 @@ async def proxied(request: pytest.FixtureRequest) -> AsyncIterator[tuple[FaultPr
 async def _engine(proxy: FaultProxy, target: Any, **options: Any) -> AsyncEngine:
     prefix, db_type, section = target
     env = dict(os.environ)
+    env[f"{prefix}_HOST"] = "127.0.0.1"
     env[f"{prefix}_PORT"] = str(proxy.port)
     pipeline = {"connections": {section: {"rate_limit_interval": 0, **options}}}
     settings = await Settings.load("test", DictConfigProvider(env=env, pipeline=pipeline))
@@ -142,24 +145,51 @@ async def test_a_commit_lost_in_transit_is_reported_not_retried(
     proxied: tuple[FaultProxy, Any],
 ) -> None:
     proxy, target = proxied
-    engine = await _engine(proxy, target, retry_backoff_base=0.05)
     table = f"lost_commit_{uuid.uuid4().hex[:8]}"
-    if target[2] == "source":
-        # The source is read-only: the replica's server takes the write.
-        env = dict(os.environ)
-        env["TEST_MYSQL_REPLICATION_PORT"] = str(proxy.port)
-        settings = await Settings.load("test", DictConfigProvider(env=env))
-        engine = await ConnectionFactory.get_engine(settings, DatabaseType.REPLICATION)
+    async with contextlib.AsyncExitStack() as stack:
+        if target[2] == "source":
+            # The source is read-only: the write goes to the replica, through a proxy in
+            # front of the replica's own server (port 3307 under compose, not the source's).
+            proxy = await stack.enter_async_context(
+                FaultProxy(
+                    os.environ["TEST_MYSQL_REPLICATION_HOST"],
+                    int(os.environ["TEST_MYSQL_REPLICATION_PORT"]),
+                )
+            )
+            target = REPLICA
+        engine = await _engine(proxy, target, retry_backoff_base=0.05)
+        async with create_connection_manager(engine) as manager:
+            await manager.execute_with_retry(f"CREATE TABLE {table} (n int)")
+            try:
+                proxy.drop_after = b"COMMIT"
+                with pytest.raises(CommitOutcomeUnknownError, match="lost during COMMIT"):
+                    await manager.execute_with_retry(f"INSERT INTO {table} VALUES (1)")
+                proxy.drop_after = None
+                assert proxy.drops == 1
+                # The server did apply it, once: a blind retry would have inserted it twice.
+                count = (await manager.execute_with_retry(f"SELECT count(*) FROM {table}")).scalar()
+                assert count == 1
+            finally:
+                proxy.drop_after = None
+                await manager.execute_with_retry(f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG? (manager.py _execute_once): every statement, a SELECT too, raises "
+    "CommitOutcomeUnknownError when the connection drops during its COMMIT, although a "
+    "read has nothing to apply twice; the job's page reads (pages.py) go through "
+    "execute_with_retry, so a connection kill that lands on a read's COMMIT fails the "
+    "table instead of being retried as the README's Reliability section promises",
+)
+async def test_a_read_whose_commit_is_lost_is_retried(proxied: tuple[FaultProxy, Any]) -> None:
+    proxy, target = proxied
+    engine = await _engine(proxy, target, retry_backoff_base=0.05)
     async with create_connection_manager(engine) as manager:
-        await manager.execute_with_retry(f"CREATE TABLE {table} (n int)")
+        assert (await manager.execute_with_retry("SELECT 1")).scalar() == 1
+        proxy.drop_after, proxy.drop_limit = b"COMMIT", 1
         try:
-            proxy.drop_after = b"COMMIT"
-            with pytest.raises(CommitOutcomeUnknownError, match="lost during COMMIT"):
-                await manager.execute_with_retry(f"INSERT INTO {table} VALUES (1)")
-            proxy.drop_after = None
-            # The server did apply it, once: a blind retry would have inserted it twice.
-            count = (await manager.execute_with_retry(f"SELECT count(*) FROM {table}")).scalar()
-            assert count == 1
+            assert (await manager.execute_with_retry("SELECT 7")).scalar() == 7
         finally:
+            assert proxy.drops == 1  # the fault did hit the read's COMMIT
             proxy.drop_after = None
-            await manager.execute_with_retry(f"DROP TABLE IF EXISTS {table}")
