@@ -223,20 +223,24 @@ async def test_schema_drift_is_reported_even_when_no_row_changed() -> None:
 
 
 async def _load_with_warning(db: Scratch) -> TableResult:
-    """Copy a table, narrow the replica's column (same names: no drift), then add a source
-    row whose value does not fit it; run again."""
+    """Copy a table, give the replica's column a narrower character set (same names and
+    types: no drift the job checks for), then add a source row whose text it cannot hold;
+    run again."""
     table = db.names[0]
     await _create(db, table, 20)
     settings = await _settings({table: _table_config()})
     assert all(r.ok for r in await _run(settings))
     async with db.replica.begin() as conn:
         await conn.execute(text("SET SESSION sql_mode = ''"))
-        await conn.execute(text(f"ALTER TABLE `{table}` MODIFY Name varchar(4)"))
-    async with db.source.begin() as conn:
         await conn.execute(
             text(
-                f"INSERT INTO `{table}` VALUES (1000, 'a name far too long', '2025-01-01 00:00:00')"
+                f"ALTER TABLE `{table}` MODIFY Name varchar(40) CHARACTER SET latin1 "
+                "NOT NULL DEFAULT ''"
             )
+        )
+    async with db.source.begin() as conn:
+        await conn.execute(
+            text(f"INSERT INTO `{table}` VALUES (1000, '李小龍', '2025-01-01 00:00:00')")
         )
     (result,) = await _run(settings)
     return result
@@ -248,7 +252,7 @@ async def test_a_load_data_warning_fails_the_table() -> None:
         result = await _load_with_warning(db)
         assert not result.ok
         assert result.error is not None
-        assert "values changed on load" in result.error and "1265" in result.error
+        assert "values changed on load" in result.error and "1366" in result.error
         assert [leg.leg for leg in result.legs if leg.rows] == []  # the warehouse got nothing
         # The watermark did not move past the failed page: a rerun meets it again.
         settings = await _settings({db.names[0]: _table_config()})
@@ -261,7 +265,8 @@ async def test_a_load_data_warning_fails_the_table() -> None:
     reason="BUG (writers.py ReplicaWriter.load): the warnings are read inside the load's "
     "transaction, which then commits — and a MyISAM replica (created from the source's "
     "DDL) cannot roll back anyway — so the changed value stays in the replica while the "
-    "table is reported failed",
+    "table is reported failed ('李小龍' stays as '???'; the drift check compares types, not "
+    "character sets)",
 )
 async def test_a_load_data_warning_leaves_no_changed_value_behind() -> None:
     """README: rows keep OpenDental's values exactly; a load that would change one fails."""

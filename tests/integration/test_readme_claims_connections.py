@@ -148,10 +148,11 @@ async def test_check_reports_a_source_session_that_is_not_read_only() -> None:
 
 
 def test_check_reports_a_missing_schema() -> None:
-    """README: `aioetl check` reports `schema 'marts' does not exist …` and exits 1."""
+    """README: `aioetl check` reports `schema 'marts' does not exist …`; an unknown schema
+    is the settings' fault: exit 2."""
     # The server's own `postgres` database has none of the warehouse schemas.
     code, output = _cli("check", "--env", "test", env={"TEST_POSTGRES_ANALYTICS_DB": "postgres"})
-    assert code == 1, output
+    assert code == 2, output
     assert "Traceback" not in output
     for schema in ("raw", "staging", "intermediate", "marts"):
         assert f"schema '{schema}' does not exist" in output, output
