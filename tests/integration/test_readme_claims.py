@@ -209,13 +209,6 @@ async def test_schema_drift_fails_the_table_naming_the_columns() -> None:
         assert await _count(db.warehouse, f'raw."{db.names[0]}"') == 51
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (planner, c4870b0): a drifted table with no row after its watermark is "
-    "planned 'unchanged' and skipped, so the drift the README promises to report goes "
-    "unnoticed until a row changes; the plan reads the source catalog and could compare "
-    "its columns with the replica's",
-)
 async def test_schema_drift_is_reported_even_when_no_row_changed() -> None:
     """README: when a table's columns differ from the source, the table fails."""
     async with scratch("claim_drift_idle") as db:
