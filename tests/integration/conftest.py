@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 
@@ -27,6 +28,31 @@ def admin_url(database: str | None = None) -> URL:
         database=database or env.get("TEST_OPENDENTAL_SOURCE_DB", "test_opendental"),
         query={"charset": "utf8mb4"},
     )
+
+
+def replica_url() -> URL:
+    """The replica's own user on the replica's server (under compose that server is not
+    the source's: it listens on 3307)."""
+    env = os.environ
+    return URL.create(
+        "mysql+aiomysql",
+        username=env.get("TEST_MYSQL_REPLICATION_USER", "aioetl"),
+        password=env.get("TEST_MYSQL_REPLICATION_PASSWORD") or None,
+        host=env.get("TEST_MYSQL_REPLICATION_HOST", "127.0.0.1"),
+        port=int(env.get("TEST_MYSQL_REPLICATION_PORT", "3306")),
+        database=env.get("TEST_MYSQL_REPLICATION_DB", "test_opendental_replication"),
+        query={"charset": "utf8mb4"},
+    )
+
+
+@contextlib.asynccontextmanager
+async def replica_engine() -> AsyncIterator[AsyncEngine]:
+    """An engine on the replica for set-up and comparisons, disposed afterwards."""
+    engine = create_async_engine(replica_url(), pool_pre_ping=True)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 @pytest_asyncio.fixture

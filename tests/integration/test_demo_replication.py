@@ -17,7 +17,7 @@ from aioetl.demo import DEMO_TABLES, create_demo_clinic
 from aioetl.replication import ReplicationOptions, Replicator
 
 from .compare import expected_warehouse, mysql_checksums, mysql_columns, mysql_rows, pg_rows
-from .conftest import admin_url
+from .conftest import admin_url, replica_engine
 
 pytestmark = pytest.mark.integration
 
@@ -26,14 +26,13 @@ REPLICA_DB = os.environ.get("TEST_MYSQL_REPLICATION_DB", "test_opendental_replic
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 
-@pytest_asyncio.fixture
-async def clinic(aioetl_analytics_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
-    """A 150-patient clinic in the test source; the targets start empty."""
-    engine = create_async_engine(admin_url(), connect_args={"local_infile": True})
-    await create_demo_clinic(engine, patients=150, seed=3)
-    async with engine.begin() as conn:
+async def _empty_targets(warehouse: AsyncEngine) -> None:
+    """Drop the demo tables from both targets and forget their watermarks (only theirs:
+    the state tables are shared)."""
+    async with replica_engine() as replica, replica.begin() as conn:
         for table in DEMO_TABLES:
             await conn.execute(text(f"DROP TABLE IF EXISTS `{REPLICA_DB}`.`{table}`"))
+            await conn.execute(text(f"DROP TABLE IF EXISTS `{REPLICA_DB}`.`{table}__aioetl_new`"))
         if (
             await conn.execute(
                 text(
@@ -43,13 +42,34 @@ async def clinic(aioetl_analytics_engine: AsyncEngine) -> AsyncIterator[AsyncEng
                 {"db": REPLICA_DB},
             )
         ).scalar():
-            await conn.execute(text(f"DELETE FROM `{REPLICA_DB}`.`_aioetl_state`"))
-    async with aioetl_analytics_engine.begin() as conn:
+            for table in DEMO_TABLES:
+                await conn.execute(
+                    text(f"DELETE FROM `{REPLICA_DB}`.`_aioetl_state` WHERE table_name = :t"),
+                    {"t": table},
+                )
+    async with warehouse.begin() as conn:
         for table in DEMO_TABLES:
             await conn.execute(text(f'DROP TABLE IF EXISTS raw."{table}"'))
-        await conn.execute(text("DROP TABLE IF EXISTS raw._aioetl_state"))
-    yield engine
-    await engine.dispose()
+            await conn.execute(text(f'DROP TABLE IF EXISTS raw."{table}__aioetl_new"'))
+        if (await conn.execute(text("SELECT to_regclass('raw._aioetl_state')"))).scalar():
+            for table in DEMO_TABLES:
+                await conn.execute(
+                    text("DELETE FROM raw._aioetl_state WHERE table_name = :t"), {"t": table}
+                )
+
+
+@pytest_asyncio.fixture
+async def clinic(aioetl_analytics_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """A 150-patient clinic in the test source; the targets start empty and are emptied
+    again afterwards, pass or fail."""
+    engine = create_async_engine(admin_url(), connect_args={"local_infile": True})
+    try:
+        await create_demo_clinic(engine, patients=150, seed=3)
+        await _empty_targets(aioetl_analytics_engine)
+        yield engine
+        await _empty_targets(aioetl_analytics_engine)
+    finally:
+        await engine.dispose()
 
 
 async def _settings() -> Settings:
@@ -79,7 +99,8 @@ async def _assert_identical(admin: AsyncEngine, warehouse: AsyncEngine) -> None:
     for table, key in (await _keys(admin)).items():
         source = await mysql_checksums(admin, SOURCE_DB, table, key)
         assert source, table
-        assert await mysql_checksums(admin, REPLICA_DB, table, key) == source, table
+        async with replica_engine() as replica:
+            assert await mysql_checksums(replica, REPLICA_DB, table, key) == source, table
         rows = await mysql_rows(admin, SOURCE_DB, table, key)
         columns = await mysql_columns(admin, SOURCE_DB, table)
         assert await pg_rows(warehouse, table, key) == expected_warehouse(rows, columns), table

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
+from aiolimiter import AsyncLimiter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -33,18 +36,31 @@ def checked_out(engine: AsyncEngine) -> int:
     return int(pool.checkedout())
 
 
-async def test_result_is_buffered_and_committed(aioetl_replication_engine: AsyncEngine) -> None:
+@pytest_asyncio.fixture
+async def probe(aioetl_replication_engine: AsyncEngine) -> AsyncIterator[str]:
+    """A table name of this test's own on the replica, dropped afterwards, pass or fail."""
+    name = f"mgr_probe_{uuid.uuid4().hex[:8]}"
+    try:
+        yield name
+    finally:
+        async with aioetl_replication_engine.begin() as conn:
+            await conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+
+
+async def test_result_is_buffered_and_committed(
+    aioetl_replication_engine: AsyncEngine, probe: str
+) -> None:
     async with create_connection_manager(aioetl_replication_engine) as manager:
-        await manager.execute_with_retry("DROP TABLE IF EXISTS mgr_probe")
-        await manager.execute_with_retry("CREATE TABLE mgr_probe (id int PRIMARY KEY, v text)")
+        await manager.execute_with_retry(f"DROP TABLE IF EXISTS {probe}")
+        await manager.execute_with_retry(f"CREATE TABLE {probe} (id int PRIMARY KEY, v text)")
         await manager.execute_with_retry(
-            "INSERT INTO mgr_probe VALUES (:id, :v)", [{"id": 1, "v": "a"}, {"id": 2, "v": "é"}]
+            f"INSERT INTO {probe} VALUES (:id, :v)", [{"id": 1, "v": "a"}, {"id": 2, "v": "é"}]
         )
-        result = await manager.execute_with_retry("SELECT id, v FROM mgr_probe ORDER BY id")
+        result = await manager.execute_with_retry(f"SELECT id, v FROM {probe} ORDER BY id")
     assert result.fetchall() == [(1, "a"), (2, "é")]
     # Committed: another connection sees the rows.
     async with aioetl_replication_engine.connect() as conn:
-        count = (await conn.execute(text("SELECT count(*) FROM mgr_probe"))).scalar()
+        count = (await conn.execute(text(f"SELECT count(*) FROM {probe}"))).scalar()
     assert count == 2
     assert checked_out(aioetl_replication_engine) == 0
 
@@ -147,42 +163,66 @@ async def test_mysql_syntax_error_is_not_retried(aioetl_source_engine: AsyncEngi
     assert not isinstance(info.value, RetryExhaustedError)
 
 
-async def _four_managers(engine: AsyncEngine, **options: Any) -> float:
+@pytest.fixture
+def acquisitions(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float]]:
+    """Every rate-limiter acquisition of the test: (limiter id, loop time when granted)."""
+    seen: list[tuple[int, float]] = []
+    original = AsyncLimiter.acquire
+
+    async def acquire(self: AsyncLimiter, amount: float = 1) -> None:
+        await original(self, amount)
+        seen.append((id(self), asyncio.get_running_loop().time()))
+
+    monkeypatch.setattr(AsyncLimiter, "acquire", acquire)
+    return seen
+
+
+async def _four_managers(engine: AsyncEngine, **options: Any) -> None:
     async def one() -> None:
         async with create_connection_manager(engine, **options) as manager:
             for _ in range(5):
                 await manager.execute_with_retry("SELECT 1")
 
-    started = time.monotonic()
     await asyncio.gather(*(one() for _ in range(4)))
-    return time.monotonic() - started
 
 
-async def test_source_rate_limit_is_shared_by_managers(aioetl_source_engine: AsyncEngine) -> None:
-    # 20 query starts spaced by 100 ms: the first is free, the other 19 wait.
-    limited = await _four_managers(aioetl_source_engine)
-    unlimited = await _four_managers(aioetl_source_engine, rate_limit=0)
-    assert limited >= 1.9
-    assert unlimited < 1.0
+async def test_source_rate_limit_is_shared_by_managers(
+    aioetl_source_engine: AsyncEngine, acquisitions: list[tuple[int, float]]
+) -> None:
+    await _four_managers(aioetl_source_engine)
+    # Every query start of the four managers (and their connects) went through one limiter...
+    assert len({limiter for limiter, _ in acquisitions}) == 1
+    assert len(acquisitions) >= 20
+    # ...which granted them at least 100 ms apart (its own clock; a slow machine only
+    # widens the gaps): 10 queries/s for the four together, not 40.
+    granted = sorted(at for _, at in acquisitions)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(granted)]
+    assert min(gaps) >= 0.1 - 1e-6, min(gaps)
+    acquisitions.clear()
+    await _four_managers(aioetl_source_engine, rate_limit=0)
+    assert acquisitions == []  # rate_limit=0: no limiter at all
 
 
 async def test_replica_has_no_rate_limit_by_default(
-    aioetl_replication_engine: AsyncEngine,
+    aioetl_replication_engine: AsyncEngine, acquisitions: list[tuple[int, float]]
 ) -> None:
-    assert await _four_managers(aioetl_replication_engine) < 1.0
+    await _four_managers(aioetl_replication_engine)
+    assert acquisitions == []
 
 
-async def test_stream_yields_bounded_batches(aioetl_replication_engine: AsyncEngine) -> None:
+async def test_stream_yields_bounded_batches(
+    aioetl_replication_engine: AsyncEngine, probe: str
+) -> None:
     async with create_connection_manager(aioetl_replication_engine) as manager:
-        await manager.execute_with_retry("DROP TABLE IF EXISTS stream_probe")
-        await manager.execute_with_retry("CREATE TABLE stream_probe (id int PRIMARY KEY)")
+        await manager.execute_with_retry(f"DROP TABLE IF EXISTS {probe}")
+        await manager.execute_with_retry(f"CREATE TABLE {probe} (id int PRIMARY KEY)")
         await manager.execute_with_retry(
-            "INSERT INTO stream_probe VALUES (:id)", [{"id": i} for i in range(25)]
+            f"INSERT INTO {probe} VALUES (:id)", [{"id": i} for i in range(25)]
         )
         sizes = [
             len(batch)
             async for batch in manager.stream(
-                "SELECT id FROM stream_probe WHERE id >= :low ORDER BY id",
+                f"SELECT id FROM {probe} WHERE id >= :low ORDER BY id",
                 {"low": 0},
                 batch_size=10,
             )
@@ -190,13 +230,11 @@ async def test_stream_yields_bounded_batches(aioetl_replication_engine: AsyncEng
         assert sizes == [10, 10, 5]
         # Stopping early releases the cursor; the manager keeps working.
         async with contextlib.aclosing(
-            manager.stream("SELECT id FROM stream_probe", batch_size=3)
+            manager.stream(f"SELECT id FROM {probe}", batch_size=3)
         ) as batches:
             async for _batch in batches:
                 break
-        assert (
-            await manager.execute_with_retry("SELECT count(*) FROM stream_probe")
-        ).scalar() == 25
+        assert (await manager.execute_with_retry(f"SELECT count(*) FROM {probe}")).scalar() == 25
     assert checked_out(aioetl_replication_engine) == 0
 
 
@@ -213,28 +251,45 @@ async def test_mysql_statement_timeout(aioetl_source_engine: AsyncEngine) -> Non
     async with create_connection_manager(
         aioetl_source_engine, rate_limit=0, statement_timeout=0.5
     ) as manager:
-        started = time.monotonic()
+        before = (await manager.execute_with_retry("SELECT CONNECTION_ID()")).scalar()
         with pytest.raises(StatementTimeoutError, match=r"statement_timeout=0\.5s"):
             await manager.execute_with_retry("SELECT SLEEP(5)")
-        assert time.monotonic() - started < 3
-        assert (await manager.execute_with_retry("SELECT 2")).scalar() == 2
+        # The cut-off connection was dropped; the next statement runs on a fresh one.
+        assert (await manager.execute_with_retry("SELECT CONNECTION_ID()")).scalar() != before
     assert checked_out(aioetl_source_engine) == 0
+
+
+async def _running(engine: AsyncEngine, marker: str) -> bool:
+    """Whether a statement containing ``marker`` is running on the server right now."""
+    sql = (
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE :m"
+        if engine.dialect.name == "mysql"
+        else "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE :m"
+    )
+    async with engine.connect() as conn:
+        return bool((await conn.execute(text(sql), {"m": f"%{marker}%"})).scalar())
 
 
 async def test_cancelled_statement_returns_the_connection(
     aioetl_source_engine: AsyncEngine, aioetl_analytics_engine: AsyncEngine
 ) -> None:
     for engine, sleep in (
-        (aioetl_source_engine, "SELECT SLEEP(5)"),
-        (aioetl_analytics_engine, "SELECT pg_sleep(5)"),
+        (aioetl_source_engine, "SELECT SLEEP(30), '{marker}'"),
+        (aioetl_analytics_engine, "SELECT pg_sleep(30), '{marker}'"),
     ):
+        marker = f"cancel-me-{uuid.uuid4().hex[:8]}"
 
-        async def work(engine: AsyncEngine = engine, sleep: str = sleep) -> None:
+        async def work(
+            engine: AsyncEngine = engine, sql: str = sleep.format(marker=marker)
+        ) -> None:
             async with create_connection_manager(engine, rate_limit=0) as manager:
-                await manager.execute_with_retry(sleep)
+                await manager.execute_with_retry(sql)
 
         task = asyncio.create_task(work())
-        await asyncio.sleep(0.3)
+        async with asyncio.timeout(30):  # a guard against a hang, not a speed claim
+            # The server is the only witness that the statement runs: poll it.
+            while not await _running(engine, marker):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tenacity import AsyncRetrying
 
 from aioetl import (
     ConnectionFactory,
     DatabaseType,
     DictConfigProvider,
     PoolTimeoutError,
+    RetryPolicy,
     Settings,
     create_connection_manager,
 )
@@ -49,8 +54,11 @@ async def test_pool_exhaustion(db_type: DatabaseType) -> None:
     try:
         outcomes = await asyncio.wait_for(asyncio.gather(*(one() for _ in range(100))), 60)
         assert set(outcomes) <= {"done", "pool timeout"}
-        # 15 connections, 0.5 s per statement, 2 s of patience: about 60 finish in time.
+        # 15 connections, statements of at least 0.5 s, 2 s of patience: at most about 75
+        # can finish in time however fast the machine, so the pool did run out — and the
+        # first 15 always get a connection.
         assert outcomes.count("done") >= 15
+        assert outcomes.count("pool timeout") >= 1
         assert _checked_out(engine) == 0
     finally:
         await ConnectionFactory.dispose_all()
@@ -87,17 +95,56 @@ async def test_cancelling_a_stream_returns_the_connection(
         assert (await manager.execute_with_retry("SELECT 1")).scalar() == 1
 
 
-async def test_cancelling_during_a_retry_wait(aioetl_analytics_engine: AsyncEngine) -> None:
-    async def deadlocks_forever() -> None:
-        async with create_connection_manager(aioetl_analytics_engine, max_retries=50) as m:
-            await m.execute_with_retry(
-                "DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40P01'; END $$"
-            )
+def _watched_policy(entered: asyncio.Event, **options: Any) -> RetryPolicy:
+    """A RetryPolicy whose backoff sleep sets ``entered`` as it starts: a test can cancel
+    exactly there, and know it did."""
 
-    task = asyncio.create_task(deadlocks_forever())
-    await asyncio.sleep(1.0)  # inside tenacity's backoff by now
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await asyncio.sleep(0)
-    assert _checked_out(aioetl_analytics_engine) == 0
+    class Watched(RetryPolicy):
+        def retrying(
+            self, *, label: str = "", sleep: Callable[[float], Awaitable[Any]] | None = None
+        ) -> AsyncRetrying:
+            inner = sleep or asyncio.sleep
+
+            async def watched_sleep(seconds: float) -> None:
+                entered.set()
+                await inner(seconds)
+
+            return super().retrying(label=label, sleep=watched_sleep)
+
+    return Watched(**options)
+
+
+async def test_cancelling_during_a_retry_wait(aioetl_analytics_engine: AsyncEngine) -> None:
+    name = f"deadlock_{uuid.uuid4().hex[:8]}"
+    async with aioetl_analytics_engine.begin() as conn:
+        await conn.execute(text(f"CREATE SEQUENCE {name}"))
+    try:
+        entered = asyncio.Event()
+        # A 60 s backoff: once the sleep has started, nothing else can be running.
+        policy = _watched_policy(entered, max_retries=50, backoff_base=60, backoff_max=60)
+
+        async def deadlocks_forever() -> None:
+            async with create_connection_manager(aioetl_analytics_engine, retry=policy) as m:
+                await m.execute_with_retry(
+                    f"DO $$ BEGIN PERFORM nextval('{name}'); "
+                    "RAISE EXCEPTION 'x' USING ERRCODE = '40P01'; END $$"
+                )
+
+        task = asyncio.create_task(deadlocks_forever())
+        await asyncio.wait_for(entered.wait(), 30)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0)
+        assert _checked_out(aioetl_analytics_engine) == 0
+        async with aioetl_analytics_engine.connect() as conn:
+            calls = (
+                await conn.execute(
+                    text("SELECT pg_sequence_last_value(CAST(:s AS regclass))"), {"s": name}
+                )
+            ).scalar()
+        assert calls == 1  # cancelled in the first backoff: the retry never ran
+    finally:
+        async with aioetl_analytics_engine.begin() as conn:
+            await conn.execute(text(f"DROP SEQUENCE IF EXISTS {name}"))

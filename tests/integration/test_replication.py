@@ -18,7 +18,7 @@ from aioetl import ConnectionFactory, DatabaseType, DictConfigProvider, Settings
 from aioetl.replication import LegResult, ReplicationOptions, ReplicationTarget, Replicator
 
 from .compare import expected_warehouse, float32, mysql_columns, mysql_rows, pg_rows
-from .conftest import admin_url
+from .conftest import admin_url, replica_engine
 
 pytestmark = pytest.mark.integration
 
@@ -176,13 +176,37 @@ async def admin() -> AsyncIterator[AsyncEngine]:
 
 
 @pytest_asyncio.fixture
-async def clean(admin: AsyncEngine, aioetl_analytics_engine: AsyncEngine) -> None:
-    """No trace of the test tables in any database, nor in the state tables."""
-    for db in (SOURCE_DB, REPLICA_DB):
+async def clean(admin: AsyncEngine, aioetl_analytics_engine: AsyncEngine) -> AsyncIterator[None]:
+    """No trace of the test tables in any database, nor in the state tables — before the
+    test, and after it whether it passed or not."""
+    await _forget(admin, aioetl_analytics_engine)
+    try:
+        yield
+    finally:
+        await _forget(admin, aioetl_analytics_engine)
+
+
+async def _forget(admin: AsyncEngine, aioetl_analytics_engine: AsyncEngine) -> None:
+    async with replica_engine() as replica:
+        for db, engine in ((SOURCE_DB, admin), (REPLICA_DB, replica)):
+            for table in TABLES:
+                await _execute(engine, f"DROP TABLE IF EXISTS `{db}`.`{table}`")
+                await _execute(engine, f"DROP TABLE IF EXISTS `{db}`.`{table}__aioetl_new`")
+        await _forget_marks(replica)
+    async with aioetl_analytics_engine.begin() as conn:
         for table in TABLES:
-            await _execute(admin, f"DROP TABLE IF EXISTS `{db}`.`{table}`")
-            await _execute(admin, f"DROP TABLE IF EXISTS `{db}`.`{table}__aioetl_new`")
-    async with admin.begin() as conn:
+            await conn.execute(text(f'DROP TABLE IF EXISTS raw."{table}"'))
+            await conn.execute(text(f'DROP TABLE IF EXISTS raw."{table}__aioetl_new"'))
+        await conn.execute(
+            text(
+                "DO $$ BEGIN IF to_regclass('raw._aioetl_state') IS NOT NULL THEN "
+                "DELETE FROM raw._aioetl_state WHERE table_name LIKE 'rt\\_%'; END IF; END $$"
+            )
+        )
+
+
+async def _forget_marks(replica: AsyncEngine) -> None:
+    async with replica.begin() as conn:
         exists = (
             await conn.execute(
                 text(
@@ -196,16 +220,6 @@ async def clean(admin: AsyncEngine, aioetl_analytics_engine: AsyncEngine) -> Non
             await conn.execute(
                 text(f"DELETE FROM `{REPLICA_DB}`.`_aioetl_state` WHERE table_name LIKE 'rt\\_%'")
             )
-    async with aioetl_analytics_engine.begin() as conn:
-        for table in TABLES:
-            await conn.execute(text(f'DROP TABLE IF EXISTS raw."{table}"'))
-            await conn.execute(text(f'DROP TABLE IF EXISTS raw."{table}__aioetl_new"'))
-        await conn.execute(
-            text(
-                "DO $$ BEGIN IF to_regclass('raw._aioetl_state') IS NOT NULL THEN "
-                "DELETE FROM raw._aioetl_state WHERE table_name LIKE 'rt\\_%'; END IF; END $$"
-            )
-        )
 
 
 async def _seed(admin: AsyncEngine) -> None:
@@ -272,9 +286,13 @@ KEYS = {
 
 
 async def _assert_exact(admin: AsyncEngine, warehouse: AsyncEngine) -> None:
+    async with replica_engine() as replica:
+        copies = {
+            table: await mysql_rows(replica, REPLICA_DB, table, key) for table, key in KEYS.items()
+        }
     for table, key in KEYS.items():
         source = await mysql_rows(admin, SOURCE_DB, table, key)
-        assert await mysql_rows(admin, REPLICA_DB, table, key) == source, table
+        assert copies[table] == source, table
         columns = await mysql_columns(admin, SOURCE_DB, table)
         assert await pg_rows(warehouse, table, key) == expected_warehouse(source, columns), table
 
@@ -375,7 +393,10 @@ async def test_updates_and_inserts_arrive_incrementally(
     )
     legs = await _replicate(target=ReplicationTarget.ALL)
     assert [leg.rows for leg in legs if leg.leg == "replica"][:1] == [1]  # rt_patient: row 3
-    replica = {row[0]: row for row in await mysql_rows(admin, REPLICA_DB, "rt_patient", "PatNum")}
+    async with replica_engine() as engine:
+        replica = {
+            row[0]: row for row in await mysql_rows(engine, REPLICA_DB, "rt_patient", "PatNum")
+        }
     assert replica[3][1] == "Changed"
     # A row written late with an old stamp is below the watermark: only a look-back
     # window (or a full reload) catches it, as practitioners do.
@@ -476,26 +497,30 @@ async def test_pages_cut_by_group_concat_are_detected_and_split(
         "ENGINE=MyISAM DEFAULT CHARSET=utf8mb3",
         "INSERT INTO rt_cut SELECT seq, REPEAT('é', 10 + seq % 7), '2024-01-01' FROM seq_1_to_300",
     )
-    async with create_connection_manager(
-        aioetl_source_engine,
-        rate_limit=0,
-        session_statements=["SET SESSION group_concat_max_len = 1000"],
-    ) as manager:
-        table = await mysql_table(manager, "rt_cut")
-        assert table is not None
-        common: dict[str, Any] = {
-            "key": "Id",
-            "target": Target.POSTGRES,
-            "zero_dates": ZeroDates.NULL,
-            "batch_size": 10_000,
-        }
-        for reader in (
-            KeyRangeReader(manager, "rt_cut", table.columns, **common),
-            StampReader(manager, "rt_cut", table.columns, stamp="Stamp", **common),
-        ):
-            pages = [page async for page in reader.pages()]
-            assert all(len(page.body) <= 1000 for page in pages)
-            ids = [int(line.split(b",")[0]) for page in pages for line in page.body.split(b"\n")]
-            assert sorted(ids) == list(range(1, 301)), type(reader).__name__
-            assert sum(page.rows for page in pages) == 300
-    await _execute(admin, "DROP TABLE rt_cut")
+    try:
+        async with create_connection_manager(
+            aioetl_source_engine,
+            rate_limit=0,
+            session_statements=["SET SESSION group_concat_max_len = 1000"],
+        ) as manager:
+            table = await mysql_table(manager, "rt_cut")
+            assert table is not None
+            common: dict[str, Any] = {
+                "key": "Id",
+                "target": Target.POSTGRES,
+                "zero_dates": ZeroDates.NULL,
+                "batch_size": 10_000,
+            }
+            for reader in (
+                KeyRangeReader(manager, "rt_cut", table.columns, **common),
+                StampReader(manager, "rt_cut", table.columns, stamp="Stamp", **common),
+            ):
+                pages = [page async for page in reader.pages()]
+                assert all(len(page.body) <= 1000 for page in pages)
+                ids = [
+                    int(line.split(b",")[0]) for page in pages for line in page.body.split(b"\n")
+                ]
+                assert sorted(ids) == list(range(1, 301)), type(reader).__name__
+                assert sum(page.rows for page in pages) == 300
+    finally:
+        await _execute(admin, "DROP TABLE IF EXISTS rt_cut")

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from .conftest import admin_url
+from .conftest import admin_url, replica_engine
 
 pytestmark = pytest.mark.integration
 
@@ -39,11 +39,21 @@ PROBES = ("secret_probe", "secret_probe_unreplicated")
 async def _clean_targets() -> None:
     env = os.environ
     replica = env.get("TEST_MYSQL_REPLICATION_DB", "test_opendental_replication")
-    admin = create_async_engine(admin_url())
-    async with admin.begin() as conn:
+    # The replica's own server (port 3307 under compose), and only these tables' marks.
+    async with replica_engine() as engine, engine.begin() as conn:
         for table in PROBES:
             await conn.execute(text(f"DROP TABLE IF EXISTS `{replica}`.{table}"))
-    await admin.dispose()
+        found = await conn.execute(
+            text(
+                "SELECT COUNT(*) FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = :db AND TABLE_NAME = '_aioetl_state'"
+            ),
+            {"db": replica},
+        )
+        if found.scalar():
+            await conn.execute(
+                text(f"DELETE FROM `{replica}`._aioetl_state WHERE table_name LIKE 'secret%'")
+            )
     warehouse = create_async_engine(
         URL.create(
             "postgresql+asyncpg",
