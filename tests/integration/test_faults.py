@@ -174,15 +174,9 @@ async def test_a_commit_lost_in_transit_is_reported_not_retried(
                 await manager.execute_with_retry(f"DROP TABLE IF EXISTS {table}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG? (manager.py _execute_once): every statement, a SELECT too, raises "
-    "CommitOutcomeUnknownError when the connection drops during its COMMIT, although a "
-    "read has nothing to apply twice; the job's page reads (pages.py) go through "
-    "execute_with_retry, so a connection kill that lands on a read's COMMIT fails the "
-    "table instead of being retried as the README's Reliability section promises",
-)
-async def test_a_read_whose_commit_is_lost_is_retried(proxied: tuple[FaultProxy, Any]) -> None:
+async def test_a_read_whose_commit_is_lost_returns_its_rows(
+    proxied: tuple[FaultProxy, Any],
+) -> None:
     proxy, target = proxied
     engine = await _engine(proxy, target, retry_backoff_base=0.05)
     async with create_connection_manager(engine) as manager:

@@ -332,14 +332,6 @@ async def test_mariadb_restart_mid_job() -> None:
                 await _assert_exact(table, source, replica, db.warehouse)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="BUG (intermittent, about 1 run in 2 on main after 6bbdaad..c4870b0; never "
-    "before): after PostgreSQL restarts, the warehouse leg fails with asyncpg's "
-    "'cannot switch to state 15; another operation (2) is in progress' — a connection "
-    "left mid-operation is reused instead of invalidated, and the error is not treated "
-    "as a lost connection. Remove this mark once fixed: the test demands survival.",
-)
 async def test_postgres_restart_mid_job() -> None:
     """PostgreSQL goes down mid warehouse leg and comes back: the job survives and every
     row arrives once."""
