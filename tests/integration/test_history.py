@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from aioetl.replication import ReplicationOptions, Replicator
 from aioetl.status import table_status
 
 from .conftest import admin_url
+from .scratch import scratch
 
 pytestmark = pytest.mark.integration
 
@@ -28,13 +28,12 @@ REPLICA_DB = os.environ.get("TEST_MYSQL_REPLICATION_DB", "test_opendental_replic
 
 
 @pytest_asyncio.fixture
-async def tables(aioetl_analytics_engine: AsyncEngine) -> AsyncIterator[tuple[str, str]]:
-    """A stamped table and a table copied whole, named per test."""
-    prefix = f"hi{uuid.uuid4().hex[:6]}_"
-    stamped, whole = f"{prefix}stamped", f"{prefix}whole"
-    admin = create_async_engine(admin_url())
-    try:
-        async with admin.begin() as conn:
+async def tables() -> AsyncIterator[tuple[str, str]]:
+    """A stamped table and a table copied whole, named per test, removed everywhere after
+    (their history rows too)."""
+    async with scratch("hi_stamped", "hi_whole") as place:
+        stamped, whole = place.names
+        async with place.source.begin() as conn:
             await conn.execute(
                 text(
                     f"CREATE TABLE `{stamped}` (Num bigint NOT NULL AUTO_INCREMENT, Note "
@@ -52,24 +51,14 @@ async def tables(aioetl_analytics_engine: AsyncEngine) -> AsyncIterator[tuple[st
                 text(f"CREATE TABLE `{whole}` (Num bigint NOT NULL, PRIMARY KEY (Num))")
             )
             await conn.execute(text(f"INSERT INTO `{whole}` VALUES (1), (2), (3)"))
-        yield stamped, whole
-    finally:
-        async with admin.begin() as conn:
-            for db in (SOURCE_DB, REPLICA_DB):
-                for name in (stamped, whole):
-                    await conn.execute(text(f"DROP TABLE IF EXISTS `{db}`.`{name}`"))
-            await conn.execute(
-                text(f"DELETE FROM `{REPLICA_DB}`.`_aioetl_state` WHERE table_name LIKE :p"),
-                {"p": prefix + "%"},
-            )
-        async with aioetl_analytics_engine.begin() as conn:
-            for name in (stamped, whole):
-                await conn.execute(text(f'DROP TABLE IF EXISTS raw."{name}"'))
-            for table in ("_aioetl_state", "_aioetl_table_runs"):
+        try:
+            yield stamped, whole
+        finally:
+            async with place.warehouse.begin() as conn:
                 await conn.execute(
-                    text(f"DELETE FROM raw.{table} WHERE table_name LIKE :p"), {"p": prefix + "%"}
+                    text("DELETE FROM raw._aioetl_table_runs WHERE table_name IN (:a, :b)"),
+                    {"a": stamped, "b": whole},
                 )
-        await admin.dispose()
 
 
 async def _settings(stamped: str, whole: str) -> Settings:

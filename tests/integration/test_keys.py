@@ -5,18 +5,16 @@ moves, with a message naming them."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from aioetl import ConfigError, DictConfigProvider, Settings
 from aioetl.replication import ReplicationOptions, Replicator
 
-from .conftest import admin_url
+from .scratch import scratch
 
 pytestmark = pytest.mark.integration
 
@@ -25,12 +23,10 @@ REPLICA_DB = os.environ.get("TEST_MYSQL_REPLICATION_DB", "test_opendental_replic
 
 
 @pytest_asyncio.fixture
-async def tables(aioetl_analytics_engine: AsyncEngine) -> AsyncIterator[dict[str, str]]:
-    prefix = f"ky{uuid.uuid4().hex[:6]}_"
-    names = {"single": f"{prefix}single", "none": f"{prefix}none", "pair": f"{prefix}pair"}
-    admin = create_async_engine(admin_url())
-    try:
-        async with admin.begin() as conn:
+async def tables() -> AsyncIterator[dict[str, str]]:
+    async with scratch("ky_single", "ky_none", "ky_pair") as place:
+        names = dict(zip(("single", "none", "pair"), place.names, strict=True))
+        async with place.source.begin() as conn:
             await conn.execute(
                 text(
                     f"CREATE TABLE `{names['single']}` (ItemNum bigint NOT NULL AUTO_INCREMENT, "
@@ -47,23 +43,6 @@ async def tables(aioetl_analytics_engine: AsyncEngine) -> AsyncIterator[dict[str
                 )
             )
         yield names
-    finally:
-        async with admin.begin() as conn:
-            for name in names.values():
-                for db in (SOURCE_DB, REPLICA_DB):
-                    await conn.execute(text(f"DROP TABLE IF EXISTS `{db}`.`{name}`"))
-            await conn.execute(
-                text(f"DELETE FROM `{REPLICA_DB}`.`_aioetl_state` WHERE table_name LIKE :p"),
-                {"p": prefix + "%"},
-            )
-        async with aioetl_analytics_engine.begin() as conn:
-            for name in names.values():
-                await conn.execute(text(f'DROP TABLE IF EXISTS raw."{name}"'))
-            await conn.execute(
-                text("DELETE FROM raw._aioetl_state WHERE table_name LIKE :p"),
-                {"p": prefix + "%"},
-            )
-        await admin.dispose()
 
 
 async def _replicator(tables: dict[str, dict[str, object]]) -> Replicator:

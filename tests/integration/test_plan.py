@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from aioetl import ConnectionFactory, DatabaseType, DictConfigProvider, Settings, engine_stats
@@ -21,6 +20,7 @@ from aioetl.replication.plan import Action
 from aioetl.replication.probe import PROBE_GROUP, SETTLING_SECONDS
 
 from .conftest import admin_url
+from .scratch import scratch
 
 pytestmark = pytest.mark.integration
 
@@ -57,40 +57,21 @@ def _config(kind: str) -> dict[str, Any]:
 
 
 @pytest_asyncio.fixture
-async def catalog(aioetl_analytics_engine: AsyncEngine) -> AsyncIterator[dict[str, str]]:
-    """``TABLES`` small source tables of every kind, named per test; dropped afterwards."""
-    prefix = f"pl{uuid.uuid4().hex[:6]}_"
-    names = {f"{prefix}{i:03d}": KINDS[i % len(KINDS)] for i in range(TABLES)}
-    admin = create_async_engine(admin_url())
-    try:
-        async with admin.begin() as conn:
+async def catalog() -> AsyncIterator[dict[str, str]]:
+    """``TABLES`` small source tables of every kind, named per test, removed afterwards."""
+    async with scratch(*(f"pl{i:03d}" for i in range(TABLES))) as place:
+        names = {name: KINDS[i % len(KINDS)] for i, name in enumerate(place.names)}
+        async with place.source.begin() as conn:
             for name, kind in names.items():
                 await conn.execute(text(_ddl(name, kind)))
                 await conn.execute(
                     text(f"INSERT INTO `{name}` (ItemName) VALUES ('a'), ('b'), ('c')")
                 )
-        await _settle(admin, prefix)
+        await _settle(place.source, list(names))
         yield names
-    finally:
-        async with admin.begin() as conn:
-            for name in names:
-                for db in (SOURCE_DB, REPLICA_DB):
-                    await conn.execute(text(f"DROP TABLE IF EXISTS `{db}`.`{name}`"))
-            await conn.execute(
-                text(f"DELETE FROM `{REPLICA_DB}`.`_aioetl_state` WHERE table_name LIKE :p"),
-                {"p": prefix + "%"},
-            )
-        async with aioetl_analytics_engine.begin() as conn:
-            for name in names:
-                await conn.execute(text(f'DROP TABLE IF EXISTS raw."{name}"'))
-            await conn.execute(
-                text("DELETE FROM raw._aioetl_state WHERE table_name LIKE :p"),
-                {"p": prefix + "%"},
-            )
-        await admin.dispose()
 
 
-async def _settle(admin: AsyncEngine, prefix: str) -> None:
+async def _settle(admin: AsyncEngine, names: list[str]) -> None:
     """Wait until the server's clock is past the tables' UPDATE_TIME second (by more than
     the planner's settling margin), so that their change evidence can be trusted."""
     async with admin.connect() as conn:
@@ -99,9 +80,9 @@ async def _settle(admin: AsyncEngine, prefix: str) -> None:
                 text(
                     "SELECT COALESCE(MAX(UPDATE_TIME), NOW()) < NOW() - INTERVAL :s SECOND "
                     "FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-                    "AND TABLE_NAME LIKE :p"
-                ),
-                {"s": SETTLING_SECONDS, "p": prefix + "%"},
+                    "AND TABLE_NAME IN :names"
+                ).bindparams(bindparam("names", expanding=True)),
+                {"s": SETTLING_SECONDS, "names": names},
             )
             if settled.scalar():
                 return

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aioetl import DictConfigProvider, Settings
 from aioetl.replication import ReplicationOptions, ReplicationTarget, Replicator
 
-from .conftest import admin_url
+from .scratch import scratch
 
 pytestmark = pytest.mark.integration
 
@@ -32,34 +31,23 @@ DDL = (
 @pytest_asyncio.fixture
 async def tables() -> AsyncIterator[tuple[AsyncEngine, str, str]]:
     """Two small source tables; the first already exists (empty) in the replica."""
-    suffix = uuid.uuid4().hex[:8]
-    stuck, free = f"wd_stuck_{suffix}", f"wd_free_{suffix}"
-    admin = create_async_engine(admin_url())
-    try:
-        async with admin.begin() as conn:
+    async with scratch("wd_stuck", "wd_free") as place:
+        stuck, free = place.names
+        async with place.source.begin() as conn:
             for name in (stuck, free):
                 await conn.execute(text(DDL.format(db=SOURCE_DB, name=name)))
                 await conn.execute(
                     text(f"INSERT INTO `{SOURCE_DB}`.`{name}` (Note) VALUES ('a'), ('b'), ('c')")
                 )
+        async with place.replica.begin() as conn:
             await conn.execute(text(DDL.format(db=REPLICA_DB, name=stuck)))
-        yield admin, stuck, free
-    finally:
-        async with admin.begin() as conn:
-            for db in (SOURCE_DB, REPLICA_DB):
-                for name in (stuck, free):
-                    await conn.execute(text(f"DROP TABLE IF EXISTS `{db}`.`{name}`"))
-            await conn.execute(
-                text(f"DELETE FROM `{REPLICA_DB}`.`_aioetl_state` WHERE table_name IN (:a, :b)"),
-                {"a": stuck, "b": free},
-            )
-        await admin.dispose()
+        yield place.replica, stuck, free
 
 
 async def test_a_stalled_table_fails_and_the_others_finish(
     tables: tuple[AsyncEngine, str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    admin, stuck, free = tables
+    replica, stuck, free = tables
     caplog.set_level(logging.WARNING, logger="aioetl.diagnostics")
     config = {"primary_key": "Num", "extraction_strategy": "incremental"}
     config["incremental_column"] = "Num"
@@ -75,7 +63,7 @@ async def test_a_stalled_table_fails_and_the_others_finish(
     replicator = Replicator(settings, ReplicationOptions(target=ReplicationTarget.REPLICA))
     # Someone else holds the replica table: the load waits on the lock, with no deadline
     # of its own for a long time (replica read_timeout is far longer than 2 s).
-    async with admin.connect() as holder:
+    async with replica.connect() as holder:
         await holder.execute(text(f"LOCK TABLES `{REPLICA_DB}`.`{stuck}` WRITE"))
         try:
             results = {r.table: r for r in await replicator.run()}

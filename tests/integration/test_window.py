@@ -8,21 +8,19 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from aioetl import DictConfigProvider, Settings
 from aioetl.config.hours import AllowedHours
 from aioetl.replication import LegResult, ReplicationOptions, ReplicationTarget, Replicator
 from aioetl.replication.window import RunWindow
 
-from .conftest import admin_url
+from .scratch import scratch
 
 pytestmark = pytest.mark.integration
 
@@ -36,13 +34,10 @@ AIOETL = Path(sys.executable).with_name("aioetl")
 
 @pytest_asyncio.fixture
 async def tables() -> AsyncIterator[list[str]]:
-    """Three source tables of 40 rows each, named per test."""
-    prefix = f"cw{uuid.uuid4().hex[:6]}_"
-    names = [f"{prefix}{i}" for i in range(3)]
-    admin = create_async_engine(admin_url())
-    try:
-        async with admin.begin() as conn:
-            for name in names:
+    """Three source tables of 40 rows each, named per test, removed everywhere after."""
+    async with scratch("cw0", "cw1", "cw2") as place:
+        async with place.source.begin() as conn:
+            for name in place.names:
                 await conn.execute(
                     text(
                         f"CREATE TABLE `{name}` (Num bigint NOT NULL AUTO_INCREMENT, "
@@ -51,17 +46,7 @@ async def tables() -> AsyncIterator[list[str]]:
                 )
                 values = ", ".join(f"('r{i}')" for i in range(40))
                 await conn.execute(text(f"INSERT INTO `{name}` (Note) VALUES {values}"))
-        yield names
-    finally:
-        async with admin.begin() as conn:
-            for name in names:
-                for db in (SOURCE_DB, REPLICA_DB):
-                    await conn.execute(text(f"DROP TABLE IF EXISTS `{db}`.`{name}`"))
-            await conn.execute(
-                text(f"DELETE FROM `{REPLICA_DB}`.`_aioetl_state` WHERE table_name LIKE :p"),
-                {"p": prefix + "%"},
-            )
-        await admin.dispose()
+        yield place.names
 
 
 class _Clock:
