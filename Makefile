@@ -47,6 +47,13 @@ demo: services
 	$(WITH_ENV) $(BIN)/aioetl demo-data --force
 	$(WITH_ENV) $(BIN)/aioetl check
 	$(WITH_ENV) $(BIN)/aioetl replicate --target all
+	@echo ""
+	@echo "Next: load the venv and the variables in your shell, then try"
+	@echo "  . $(BIN)/activate && set -a && . ./$(ENV_FILE) && set +a"
+	@echo "  aioetl status                # how fresh each table is"
+	@echo "  aioetl replicate --dry-run   # what a rerun would do: nothing is new"
+	@echo "  aioetl replicate             # a rerun: unchanged tables are skipped"
+	@echo "  aioetl discover --check      # tables.yml against the source catalog"
 
 clean:
 	rm -rf $(VENV) .aioetl .pytest_cache .mypy_cache .ruff_cache
