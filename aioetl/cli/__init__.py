@@ -401,13 +401,16 @@ def demo_data(
                 patients=patients or DEFAULT_PATIENTS,
                 seed=DEFAULT_SEED if seed is None else seed,
             )
-            if catalog_tables is not None:
-                from aioetl.demo.catalog import create_demo_catalog
+            from aioetl.demo import DEMO_TABLES
+            from aioetl.demo.catalog import create_demo_catalog
 
-                extra = await create_demo_catalog(
-                    engine, tables=catalog_tables, seed=DEFAULT_SEED if seed is None else seed
-                )
-                generated.extend(extra.values())
+            # Without --tables, the tables an earlier --tables run made are dropped.
+            extra = await create_demo_catalog(
+                engine,
+                tables=len(DEMO_TABLES) if catalog_tables is None else catalog_tables,
+                seed=DEFAULT_SEED if seed is None else seed,
+            )
+            generated.extend(extra.values())
             return counts
         except Exception as exc:
             from aioetl.core.errors_map import is_database_error, translate
