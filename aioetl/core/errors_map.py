@@ -50,6 +50,12 @@ MYSQL_DISCONNECT_CODES: Final = frozenset({2002, 2003, 2006, 2013, 2055, 4031, 1
 MYSQL_TRANSIENT_CODES: Final = frozenset({1040, 1205, 1213})
 #: A write refused because the session or server is read-only.
 MYSQL_READ_ONLY_CODES: Final = frozenset({1792, 1290})
+#: A command denied by the user's privileges (1142): a write refused to a SELECT-only
+#: user — the least-privilege source user — is a read-only violation too.
+MYSQL_COMMAND_DENIED: Final = 1142
+_WRITE_DENIED: Final = re.compile(
+    r"^(\(\d+\)\s*)?(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|TRUNCATE|LOAD)\b"
+)
 
 #: PostgreSQL: admin shutdown, crash shutdown, cannot connect now (plus class 08).
 POSTGRES_DISCONNECT_STATES: Final = frozenset({"57P01", "57P02", "57P03"})
@@ -226,7 +232,9 @@ def classify(exc: BaseException) -> Classification:
                 return Classification(DatabaseConnectionError, code=code, message=message)
             if code in MYSQL_TRANSIENT_CODES:
                 return Classification(TransientDatabaseError, code=code, message=message)
-            if code in MYSQL_READ_ONLY_CODES:
+            if code in MYSQL_READ_ONLY_CODES or (
+                code == MYSQL_COMMAND_DENIED and _WRITE_DENIED.match(message) is not None
+            ):
                 return Classification(ReadOnlyViolationError, code=code, message=message)
             return Classification(DatabaseError, code=code, message=message)
         sqlstate = getattr(link, "sqlstate", None)

@@ -322,3 +322,20 @@ async def test_connect_timeout_bounds_a_silent_server(database: str) -> None:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_the_select_only_user_gets_a_read_only_violation(mysql_admin: AsyncEngine) -> None:
+    # The demo's least-privilege source user is refused by its grants (1142) before the
+    # read-only session (1792) matters: the README's example error holds for it too.
+    probe = f"ro_grant_{uuid.uuid4().hex[:8]}"
+    async with mysql_admin.begin() as conn:
+        await conn.execute(text(f"CREATE TABLE {probe} (id int PRIMARY KEY) ENGINE=MyISAM"))
+    try:
+        source = await ConnectionFactory.get_opendental_source_test_connection()
+        async with create_connection_manager(source, rate_limit=0) as manager:
+            with pytest.raises(ReadOnlyViolationError, match="INSERT command denied"):
+                await manager.execute_with_retry(f"INSERT INTO {probe} VALUES (1)")
+    finally:
+        await ConnectionFactory.dispose_all()
+        async with mysql_admin.begin() as conn:
+            await conn.execute(text(f"DROP TABLE IF EXISTS {probe}"))

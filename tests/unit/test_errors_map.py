@@ -222,3 +222,23 @@ def test_asyncpg_left_mid_operation_by_a_terminated_backend_is_a_disconnect() ->
 
     error = InternalClientError("cannot switch to state 15; another operation (2) is in progress")
     assert classify(error).disconnect and classify(error).transient
+
+
+@pytest.mark.parametrize(
+    ("message", "read_only"),
+    [
+        ("INSERT command denied to user 'aioetl_ro'@'localhost' for table 'patient'", True),
+        ("DELETE command denied to user 'aioetl_ro'@'localhost' for table 'patient'", True),
+        ("SELECT command denied to user 'x'@'localhost' for table 'patient'", False),
+    ],
+)
+def test_a_write_denied_to_a_select_only_user_is_a_read_only_violation(
+    message: str, read_only: bool
+) -> None:
+    import pymysql
+
+    from aioetl import ReadOnlyViolationError
+    from aioetl.core.errors_map import classify
+
+    found = classify(pymysql.err.OperationalError(1142, message))
+    assert (found.error_type is ReadOnlyViolationError) is read_only
