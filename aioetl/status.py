@@ -10,24 +10,23 @@ the rate-limited manager.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import bindparam, text
 
+from aioetl.config._resolve import key_columns
 from aioetl.config.settings import DatabaseType, PostgresSchema, Settings
 from aioetl.core.factory import ConnectionFactory
 from aioetl.core.manager import ConnectionManager
 from aioetl.errors import AioEtlError
 from aioetl.replication.history import LegHistory, RunHistory
-from aioetl.replication.rendering import quote_mysql
+from aioetl.replication.probe import in_groups
+from aioetl.replication.rendering import for_text, quote_mysql
 from aioetl.replication.state import MySQLStateStore, TableState, quote_postgres
 
 __all__ = ["TableStatus", "table_status"]
-
-#: Tables whose newest stamp one statement reads.
-STATUS_GROUP: Final = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +55,10 @@ def _lag(mark: TableState | None, newest: Any, stamped: bool) -> str | None:
     if mark is None or mark.mark is None or newest is None:
         return None
     if not stamped:
-        behind = max(0, int(newest) - mark.mark.key)
+        try:
+            behind = max(0, int(newest) - mark.mark.key)
+        except ValueError:
+            return None  # a key that is not a number
         return f"{behind:,} keys"
     try:
         seconds = (
@@ -76,37 +78,18 @@ def _mark(state: TableState | None) -> str | None:
     return f"{state.mark.stamp} / {key}" if state.mark.stamp else key
 
 
-async def _newest(source: ConnectionManager, columns: dict[str, str]) -> dict[str, Any]:
+async def _per_table(
+    manager: ConnectionManager, tables: Sequence[str], select: Callable[[str], str]
+) -> dict[str, Any]:
+    """One value per table: ``select(table)`` is a one-value SELECT; the tables of a
+    group are read in one UNION ALL statement."""
     found: dict[str, Any] = {}
-    items = sorted(columns.items())
-    for start in range(0, len(items), STATUS_GROUP):
-        parts, params = [], {}
-        for i, (table, column) in enumerate(items[start : start + STATUS_GROUP]):
-            params[f"t{i}"] = table
-            parts.append(
-                f"SELECT :t{i}, CAST(MAX({quote_mysql(column)}) AS CHAR) "  # noqa: S608
-                f"FROM {quote_mysql(table)}"
-            )
-        rows = await source.execute_with_retry(" UNION ALL ".join(parts), params)
+    for group in in_groups(list(tables)):
+        params = {f"t{i}": table for i, table in enumerate(group)}
+        sql = " UNION ALL ".join(f"SELECT :t{i}, {select(table)}" for i, table in enumerate(group))
+        rows = await manager.execute_with_retry(sql, params)
         found.update({str(t): v for t, v in rows.fetchall()})
     return found
-
-
-async def _counts(
-    manager: ConnectionManager, quoted: Sequence[str], names: Sequence[str]
-) -> dict[str, int]:
-    """Exact row counts of our own targets (no rate limit there), a statement per group."""
-    counts: dict[str, int] = {}
-    for start in range(0, len(names), STATUS_GROUP):
-        group = range(start, min(start + STATUS_GROUP, len(names)))
-        params = {f"t{i}": names[i] for i in group}
-        sql = " UNION ALL ".join(
-            f"SELECT :t{i}, COUNT(*) FROM {quoted[i]}"  # noqa: S608
-            for i in group
-        )
-        rows = await manager.execute_with_retry(sql, params)
-        counts.update({str(t): int(n) for t, n in rows.fetchall()})
-    return counts
 
 
 async def table_status(
@@ -126,7 +109,8 @@ async def table_status(
             "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN :names"
         ).bindparams(bindparam("names", expanding=True))
         found = [str(t) for (t,) in (await replica.execute_with_retry(present, {"names": names}))]
-        replica_rows = await _counts(replica, [quote_mysql(t) for t in found], found)
+        counts = await _per_table(replica, found, lambda t: f"COUNT(*) FROM {quote_mysql(t)}")
+        replica_rows = {t: int(n) for t, n in counts.items()}
     warehouse_engine = await get(settings, DatabaseType.ANALYTICS, schema)
     async with ConnectionManager(warehouse_engine) as warehouse:
         history = await RunHistory(schema.value).legs(warehouse)
@@ -135,17 +119,26 @@ async def table_status(
             {"s": schema.value, "names": names},
         )
         found = [str(t) for (t,) in rows.fetchall()]
-        qualified = [f"{quote_postgres(schema.value)}.{quote_postgres(t)}" for t in found]
-        warehouse_rows = await _counts(warehouse, qualified, found)
+        where = for_text(quote_postgres(schema.value))
+        counts = await _per_table(
+            warehouse, found, lambda t: f"COUNT(*) FROM {where}.{for_text(quote_postgres(t))}"
+        )
+        warehouse_rows = {t: int(n) for t, n in counts.items()}
     watched = {}
     for name, config in configs.items():
-        column = config["incremental_column"] or config["primary_key"]
+        keys = key_columns(config["primary_key"])
+        # A composite or unknown key has no single newest value to measure lag against.
+        column = config["incremental_column"] or (keys[0] if len(keys) == 1 else None)
         if column and replica_states.get(name) and config["extraction_strategy"] != "full":
             watched[name] = str(column)
     newest: dict[str, Any] = {}
     if watched:
         async with ConnectionManager(await get(settings, DatabaseType.SOURCE)) as source:
-            newest = await _newest(source, watched)
+            newest = await _per_table(
+                source,
+                sorted(watched),
+                lambda t: f"CAST(MAX({quote_mysql(watched[t])}) AS CHAR) FROM {quote_mysql(t)}",
+            )
     return [
         _one(name, configs[name], replica_states, replica_rows, warehouse_rows, history, newest)
         for name in names
@@ -162,8 +155,9 @@ def _one(
     newest: dict[str, Any],
 ) -> TableStatus:
     state = replica_states.get(name)
+    keys = [key.lower() for key in key_columns(config["primary_key"])]
     stamped = bool(config["incremental_column"]) and (
-        str(config["incremental_column"]).lower() != str(config["primary_key"]).lower()
+        str(config["incremental_column"]).lower() not in keys
     )
     replica, warehouse = history.get((name, "replica")), history.get((name, "warehouse"))
     errors: Sequence[LegHistory | None] = (replica, warehouse)

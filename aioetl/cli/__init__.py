@@ -401,13 +401,12 @@ def demo_data(
                 patients=patients or DEFAULT_PATIENTS,
                 seed=DEFAULT_SEED if seed is None else seed,
             )
-            from aioetl.demo import DEMO_TABLES
             from aioetl.demo.catalog import create_demo_catalog
 
             # Without --tables, the tables an earlier --tables run made are dropped.
             extra = await create_demo_catalog(
                 engine,
-                tables=len(DEMO_TABLES) if catalog_tables is None else catalog_tables,
+                tables=_DEMO_CLINIC_TABLES if catalog_tables is None else catalog_tables,
                 seed=DEFAULT_SEED if seed is None else seed,
             )
             generated.extend(extra.values())
@@ -419,7 +418,8 @@ def demo_data(
                 raise
             raise translate(exc, database="source (admin)", secrets=[url.password]) from exc
         finally:
-            await engine.dispose()
+            async with asyncio.timeout(DISPOSE_TIMEOUT):
+                await engine.dispose()
 
     generated: list[int] = []
     started = time.monotonic()

@@ -14,6 +14,7 @@ from aiolimiter import AsyncLimiter
 from sqlalchemy import Executable, Result, Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncResult, AsyncTransaction
 
+from aioetl.core.engine_options import CHECKOUT_GRACE
 from aioetl.core.errors_map import classify, is_database_error, translate
 from aioetl.core.factory import engine_profile
 from aioetl.core.ratelimit import server_limiter
@@ -231,7 +232,8 @@ class ConnectionManager:
             except TimeoutError as exc:
                 what = (
                     "could not get a working connection within "
-                    f"{self._checkout_timeout:g}s (pool_timeout + connect_timeout + 5 s)"
+                    f"{self._checkout_timeout:g}s "
+                    f"(pool_timeout + connect_timeout + {CHECKOUT_GRACE:g} s)"
                     if deadline.expired()
                     else "could not connect within connect_timeout"
                 )

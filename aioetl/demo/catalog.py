@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -35,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from aioetl.core.errors_map import is_database_error, translate
 from aioetl.demo.generate import DEFAULT_SEED
 from aioetl.demo.load import _guard_database
-from aioetl.demo.schema import DEMO_TABLES
+from aioetl.demo.schema import DEMO_TABLES, _quote
 from aioetl.errors import ConfigError, DatabaseError
 
 __all__ = [
@@ -57,7 +56,6 @@ _INSERT_ROWS: Final = 2_000
 _LARGEST: Final = 40_000
 _STAMP_BASE: Final = datetime(2019, 1, 7, 8, 0, 0)
 _STAMP_SPAN: Final = 7 * 365 * 86_400
-_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 #: OpenDental 24.3 tables (small and medium ones) that the demo clinic does not have;
 #: a word list reads better than 200 quoted strings.
@@ -121,12 +119,6 @@ class CatalogTable:
 def name_to_key(name: str) -> str:
     """OpenDental's key naming: ``<Table>Num``."""
     return name[:1].upper() + name[1:].replace("_", "") + "Num"
-
-
-def _quote(name: str) -> str:
-    if not _IDENTIFIER.fullmatch(name):
-        raise ValueError(f"not a plain identifier: {name!r}")
-    return f"`{name}`"
 
 
 def _names(count: int) -> list[str]:
@@ -334,8 +326,3 @@ async def create_demo_catalog(
         time.perf_counter() - started,
     )
     return counts
-
-
-def stamped_share(shapes: Sequence[CatalogTable]) -> float:
-    """The share of tables with a change stamp (for tests and the bench's report)."""
-    return sum(1 for s in shapes if s.stamp is not None) / len(shapes) if shapes else 0.0

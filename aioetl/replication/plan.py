@@ -197,13 +197,13 @@ async def make_plan(
         probes: list[ChangeProbe] = []
         whole: list[SourceTable] = []
         for name, config in configs.items():
-            state = replica_states.get(name)
             if not replica or name not in catalog.tables:
                 continue
             if config["extraction_strategy"] == "full":
                 # Recorded after the copy, so it is read even for a first copy or --full.
                 whole.append(catalog.tables[name])
                 continue
+            state = replica_states.get(name)
             if full or name not in replica_tables or state is None:
                 continue
             key, stamp = _columns(config)

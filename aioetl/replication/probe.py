@@ -36,6 +36,7 @@ __all__ = [
     "SourceTable",
     "SourceTables",
     "change_evidence",
+    "in_groups",
     "probe_changes",
     "read_source_tables",
 ]
@@ -78,11 +79,6 @@ class ChangeProbe:
     mark: Watermark | None
 
 
-def _ident(name: str) -> str:
-    # A quoted identifier inside text(): a colon must not read as a bind parameter.
-    return quote_mysql(name).replace(":", "\\:")
-
-
 async def read_source_tables(manager: ConnectionManager, names: Sequence[str]) -> SourceTables:
     """Catalog facts of the base tables among ``names`` in one statement."""
     statement = text(
@@ -109,7 +105,8 @@ async def read_source_tables(manager: ConnectionManager, names: Sequence[str]) -
     return SourceTables(tables=tables, now=now)
 
 
-def _groups(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+def in_groups(items: Sequence[Any], size: int = PROBE_GROUP) -> Iterable[Sequence[Any]]:
+    """``items`` in slices of ``size``: one batched statement each."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -119,11 +116,11 @@ async def probe_changes(
 ) -> dict[str, bool]:
     """For each probe's table: is there a row after its watermark?"""
     changed: dict[str, bool] = {}
-    for group in _groups(list(probes), PROBE_GROUP):
+    for group in in_groups(list(probes)):
         parts: list[str] = []
         params: dict[str, Any] = {}
         for i, probe in enumerate(group):
-            key, table = _ident(probe.key), _ident(probe.table)
+            key, table = quote_mysql(probe.key), quote_mysql(probe.table)
             params[f"t{i}"] = probe.table
             if probe.mark is None:
                 after = "1 = 1"
@@ -131,7 +128,7 @@ async def probe_changes(
                 params[f"k{i}"] = probe.mark.key
                 after = f"{key} > :k{i}"
             else:
-                stamp = _ident(probe.stamp)
+                stamp = quote_mysql(probe.stamp)
                 params[f"k{i}"] = probe.mark.key
                 params[f"s{i}"] = probe.mark.stamp
                 after = f"({stamp} > :s{i} OR ({stamp} = :s{i} AND {key} > :k{i}))"
@@ -170,7 +167,7 @@ async def change_evidence(
         else:
             evidence[table.name] = f"{table.engine}:{table.update_time}"
     if unknown:
-        listed = ", ".join(_ident(name) for name in unknown)
+        listed = ", ".join(quote_mysql(name) for name in unknown)
         result = await manager.execute_with_retry(f"CHECKSUM TABLE {listed}")
         # One row per table, in the order listed ("db.name", checksum).
         for name, (_, checksum) in zip(unknown, result.fetchall(), strict=True):

@@ -159,13 +159,14 @@ class PostgresStateStore:
         """Bring a state table made by an earlier version up to date (once per run, before
         tables run: ALTER TABLE locks the whole state table)."""
         await manager.execute_with_retry(
-            f"ALTER TABLE {self.table} ADD COLUMN IF NOT EXISTS evidence text"
+            f"ALTER TABLE {for_text(self.table)} ADD COLUMN IF NOT EXISTS evidence text"
         )
 
     async def all(self, manager: ConnectionManager) -> dict[str, TableState]:
         """Every table's state, in one statement."""
         result = await manager.execute_with_retry(
-            f"SELECT table_name, strategy, last_key, last_stamp, evidence FROM {self.table}"  # noqa: S608
+            "SELECT table_name, strategy, last_key, last_stamp, evidence "  # noqa: S608
+            f"FROM {for_text(self.table)}"
         )
         return {str(row[0]): _state(row) for row in result.fetchall()}
 
@@ -173,7 +174,7 @@ class PostgresStateStore:
         self, manager: ConnectionManager, table: str, evidence: str | None
     ) -> None:
         await manager.execute_with_retry(
-            text(f"UPDATE {self.table} SET evidence = :e WHERE table_name = :t"),  # noqa: S608
+            text(f"UPDATE {for_text(self.table)} SET evidence = :e WHERE table_name = :t"),  # noqa: S608
             {"e": evidence, "t": table},
         )
 

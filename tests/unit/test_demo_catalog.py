@@ -38,3 +38,10 @@ def test_the_clis_count_of_demo_tables_is_the_demo_clinics() -> None:
     from aioetl.cli import _DEMO_CLINIC_TABLES
 
     assert len(DEMO_TABLES) == _DEMO_CLINIC_TABLES
+
+
+def test_the_cli_counts_the_demo_clinics_own_tables() -> None:
+    from aioetl.cli import _DEMO_CLINIC_TABLES
+    from aioetl.demo import DEMO_TABLES
+
+    assert len(DEMO_TABLES) == _DEMO_CLINIC_TABLES
