@@ -48,6 +48,8 @@ a Debian-like system: install MariaDB 10.6+ and PostgreSQL 13+, or a Docker engi
 start_mariadb() {
   answers 127.0.0.1 $MYSQL_PORT && return 0
   if [ ! -x /usr/sbin/mariadbd ]; then apt_install mariadb-server mariadb-client; fi
+  # The TLS tests make a throwaway CA with the openssl command line.
+  if ! command -v openssl >/dev/null; then apt_install openssl; fi
   say "starting MariaDB"
   as_root install -d -o mysql -g mysql /run/mysqld
   if [ ! -d /var/lib/mysql/mysql ]; then

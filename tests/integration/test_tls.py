@@ -32,18 +32,39 @@ from aioetl import (
     Settings,
     TlsError,
 )
+from aioetl.testing.pytest_plugin import REQUIRE_VARIABLE, databases_required
 
 from .fake_tls_servers import SSL_REQUEST_CODE, fake_mysql, fake_postgres
 from .servers import ThrowawayPostgres, throwaway_mariadb, throwaway_postgres
 
 pytestmark = pytest.mark.integration
 
-needs_servers = pytest.mark.skipif(
-    shutil.which("mariadbd") is None
-    or not glob.glob("/usr/lib/postgresql/*/bin/initdb")
-    or shutil.which("openssl") is None,
-    reason="the TLS tests start their own MariaDB and PostgreSQL (mariadbd, initdb, openssl)",
-)
+_MISSING_TOOLS = [
+    name
+    for name, found in (
+        ("mariadbd", shutil.which("mariadbd") or os.path.exists("/usr/sbin/mariadbd")),
+        ("initdb", glob.glob("/usr/lib/postgresql/*/bin/initdb")),
+        ("openssl", shutil.which("openssl")),
+    )
+    if not found
+]
+
+
+@pytest.fixture
+def _tls_tools() -> None:
+    """Skip when a tool for the throwaway servers is missing — or fail, with
+    AIOETL_REQUIRE_DATABASES (CI must not pass by skipping the TLS tests)."""
+    if not _MISSING_TOOLS:
+        return
+    reason = "the TLS tests start their own MariaDB and PostgreSQL; missing: " + ", ".join(
+        _MISSING_TOOLS
+    )
+    if databases_required():
+        pytest.fail(f"{reason} ({REQUIRE_VARIABLE} is set)", pytrace=False)
+    pytest.skip(reason)
+
+
+needs_servers = pytest.mark.usefixtures("_tls_tools")
 
 TABLE = "tls_probe"
 TABLES_YML = f"tables:\n  {TABLE}:\n    primary_key: Id\n    extraction_strategy: full\n"
