@@ -8,12 +8,13 @@ import functools
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias, TypeVar
 
 from aiolimiter import AsyncLimiter
 from sqlalchemy import Executable, Result, Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncResult, AsyncTransaction
 
+from aioetl.core.deadline import StatementDeadline
 from aioetl.core.engine_options import CHECKOUT_GRACE
 from aioetl.core.errors_map import classify, is_database_error, translate
 from aioetl.core.factory import engine_profile
@@ -140,6 +141,7 @@ class ConnectionManager:
         self._engine = engine
         self._policy = policy
         self._timeout = statement_timeout or None
+        self._deadline = StatementDeadline(self._timeout) if self._timeout else None
         self._checkout_timeout = profile.checkout_timeout if profile else None
         self._read_only = bool(profile and profile.read_only)
         self._rate_limit = rate_limit
@@ -216,6 +218,8 @@ class ConnectionManager:
         tb: TracebackType | None,
     ) -> None:
         self._state = _State.CLOSED
+        if self._deadline is not None:
+            self._deadline.close()
         # Shielded: a task cancelled while leaving the block still returns its connection.
         await asyncio.shield(self._drop(invalidate=exc_type is not None and self._broken(exc)))
 
@@ -304,25 +308,47 @@ class ConnectionManager:
 
         Every completed step is progress for the stall watchdog guarding the task.
         """
-        if self._timeout is None:
+        deadline = self._deadline
+        if deadline is None:
             result = await awaitable
             beat()
             return result
-        deadline = asyncio.timeout(self._timeout)
+        if not deadline.start():
+            # A statement already timed on this manager (nested, or from another task):
+            # this one gets a deadline of its own.
+            return await self._bounded_apart(awaitable)
         try:
-            async with deadline:
-                result = await awaitable
-        except TimeoutError as exc:
-            if not deadline.expired():
+            result = await awaitable
+        except asyncio.CancelledError as exc:
+            if not deadline.finish():
                 raise
-            await asyncio.shield(self._drop(invalidate=True))
-            raise StatementTimeoutError(
-                f"{self._label}: no answer within statement_timeout={self._timeout:g}s; "
-                "the connection was dropped (raise read_timeout/command_timeout in "
-                "pipeline.yml for longer statements)"
-            ) from exc
+            await self._timed_out(exc)
+        except BaseException:
+            deadline.finish()
+            raise
+        deadline.finish()
         beat()
         return result
+
+    async def _bounded_apart(self, awaitable: Awaitable[_T]) -> _T:
+        timer = asyncio.timeout(self._timeout)
+        try:
+            async with timer:
+                result = await awaitable
+        except TimeoutError as exc:
+            if not timer.expired():
+                raise
+            await self._timed_out(exc)
+        beat()
+        return result
+
+    async def _timed_out(self, cause: BaseException) -> NoReturn:
+        await asyncio.shield(self._drop(invalidate=True))
+        raise StatementTimeoutError(
+            f"{self._label}: no answer within statement_timeout={self._timeout:g}s; "
+            "the connection was dropped (raise read_timeout/command_timeout in "
+            "pipeline.yml for longer statements)"
+        ) from cause
 
     async def _call(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
         """Run ``attempt``; on a transient error retry it on fresh connections."""
@@ -373,7 +399,8 @@ class ConnectionManager:
         self._check_open()
         if self._limiter is not None:
             await self._limiter.acquire()
-        conn = await self._reconnect()
+        # The held connection is taken as is: no coroutine for the common case.
+        conn = self._conn if self._conn is not None else await self._reconnect()
         self._count()
 
         async def run() -> AnyResult:
