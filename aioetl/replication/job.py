@@ -467,6 +467,8 @@ class Replicator:
             try:
                 beat("reloading every row")
                 await whole(into, live=False)
+                beat("building the reloaded table's indexes")
+                await sink.seal_full(into)
             except BaseException:
                 # Failed or interrupted: the half-filled reload table must not stay behind.
                 await finish_despite_cancel(sink.abandon_full(into), grace=CLEANUP_TIMEOUT)

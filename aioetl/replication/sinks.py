@@ -42,6 +42,10 @@ class Sink(Protocol):
     async def abandon_full(self, into: str) -> None:
         """Drop a rebuild that failed or was interrupted."""
 
+    async def seal_full(self, into: str) -> None:
+        """Complete a filled rebuild (indexes ``begin_full`` deferred); it may still be
+        abandoned after this, and is not visible until ``finish_full``."""
+
     async def finish_full(self, into: str, mark: Watermark | None) -> None:
         """Swap the rebuilt table in and set the watermark, atomically where possible."""
 
@@ -91,10 +95,15 @@ class ReplicaSink:
         into = self._name + NEW_SUFFIX
         await self._writer.drop(into)
         await self._writer.create_from_ddl(self._source.ddl, self._name, into)
+        # Invisible until the swap: its secondary indexes are built once, at the end.
+        await self._writer.defer_indexes(into)
         return into
 
     async def abandon_full(self, into: str) -> None:
         await self._writer.drop(into)
+
+    async def seal_full(self, into: str) -> None:
+        await self._writer.build_indexes(into)
 
     async def finish_full(self, into: str, mark: Watermark | None) -> None:
         await self._writer.swap(self._name, exists=self._exists)
@@ -168,6 +177,9 @@ class WarehouseSink:
 
     async def abandon_full(self, into: str) -> None:
         await self._writer.drop(into)
+
+    async def seal_full(self, into: str) -> None:
+        """Nothing deferred: the reload table is built complete."""
 
     async def finish_full(self, into: str, mark: Watermark | None) -> None:
         await self._writer.swap(self._name, (self._name, self._strategy, mark, 0))
