@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
-from benchmarks import concurrency, memory, overhead, ratelimit, throughput
+from benchmarks import charts, concurrency, memory, overhead, ratelimit, replica, throughput
 from benchmarks.common import FULL, SMOKE, BenchEnv, Section, Sizes
 from benchmarks.report import render, summary_table
 
@@ -32,6 +32,7 @@ Runner = Callable[[BenchEnv, Sizes, dict[str, Any]], Awaitable[Section]]
 BENCHMARKS: Final[dict[str, tuple[str, Runner]]] = {
     overhead.KEY: (overhead.TITLE, overhead.run),
     throughput.KEY: (throughput.TITLE, throughput.run),
+    replica.KEY: (replica.TITLE, replica.run),
     concurrency.KEY: (concurrency.TITLE, concurrency.run),
     ratelimit.KEY: (ratelimit.TITLE, ratelimit.run),
     memory.KEY: (memory.TITLE, memory.run),
@@ -84,6 +85,20 @@ def _destination(args: argparse.Namespace) -> Path:
     return RESULTS
 
 
+def _charts(shared: dict[str, Any], report: Path) -> str:
+    """The charts of this run, drawn next to the report; the Markdown that links them."""
+    if not charts.available():
+        return f"\n# Charts\n\n{charts.NO_MATPLOTLIB}\n"
+    try:
+        drawn = charts.write_charts(shared, report)
+    except Exception as exc:  # the figures stand without their pictures
+        return f"\n# Charts\n\nThe charts failed: {type(exc).__name__}: {exc}\n"
+    if not drawn:
+        return ""
+    links = [f"**{title}**\n\n![{title}]({path.name})\n" for title, path in drawn]
+    return "\n# Charts\n\n" + "\n".join(links)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _arguments(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -95,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = time.perf_counter() - started
     report = asyncio.run(render(sections, shared, sizes, total=total, moment=moment))
     destination = _destination(args)
+    report += _charts(shared, destination)
     destination.write_text(report, encoding="utf-8")
     for section in sections:
         print(section.markdown(with_profile=False))

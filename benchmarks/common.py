@@ -487,6 +487,15 @@ class Target:
     tolerance: float = 0.0
     unit: str = ""
     note: str = ""
+    #: The range the measure took over interleaved rounds (the noise), when known.
+    noise: tuple[float, float] | None = None
+
+    def within_noise(self) -> bool:
+        """The noise range straddles the goal: one run cannot call it met or missed."""
+        if self.noise is None or self.kind == "within":
+            return False
+        low, high = self.noise
+        return low < self.goal < high
 
     def met(self) -> bool:
         if self.kind == "at_least":
@@ -510,6 +519,11 @@ class Target:
         return f"{self._value(self.goal)} ± {self.tolerance:g}"
 
     def verdict(self) -> str:
+        if self.within_noise():
+            assert self.noise is not None
+            low, high = (self._value(value) for value in self.noise)
+            state = "met" if self.met() else "missed"
+            return f"{state} by the median, within noise ({low}-{high}): rerun"
         if self.met():
             return "met"
         if self.kind == "within":

@@ -227,6 +227,14 @@ async def run(bench: BenchEnv, sizes: Sizes, shared: dict[str, Any]) -> Section:
         f"{fixed_threshold.cpu_seconds:.1f}",
     )
     section.tables.append(table)
+    shared["chart:memory"] = {
+        "points": [
+            (600, small.peak_mb),
+            (sizes.patient_rows, one.peak_mb),
+            (sizes.big_patient_rows, two.peak_mb),
+        ],
+        "limit": MAX_RSS_MB,
+    }
     section.targets.extend(
         [
             Target(f"peak RSS, {names[0]}", one.peak_mb, MAX_RSS_MB, kind="at_most", unit="MB"),

@@ -59,7 +59,7 @@ TO_WAREHOUSE_ROWS_PER_S: Final = {"aiomysql": 180_000.0, "asyncmy": 240_000.0}
 VS_PSQL_COPY: Final = 0.85
 VS_SYNC: Final = 24.0
 VS_PGLOADER: Final = 2.5
-VS_DUMP_PIPE: Final = 1.5
+VS_DUMP_PIPE: Final = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +265,20 @@ def _tables(measured: _Measured, rows: int, sizes: Sizes, section: Section) -> d
     return rates
 
 
+def _noise(
+    measured: _Measured, target: ReplicationTarget, driver: str, tool: str
+) -> tuple[float, float] | None:
+    """The per-round ratio's range, aioetl against ``tool`` measured in the same round."""
+    ratios = [
+        reference / run.seconds
+        for run, reference in zip(
+            measured.aioetl[(target, driver)], measured.seconds[tool], strict=True
+        )
+        if run.seconds > 0
+    ]
+    return (min(ratios), max(ratios)) if len(ratios) > 1 else None
+
+
 def _targets(rates: dict[str, float], measured: _Measured, section: Section) -> None:
     for driver in DRIVERS:
         to_warehouse = rates[f"warehouse:{driver}"]
@@ -282,6 +296,7 @@ def _targets(rates: dict[str, float], measured: _Measured, section: Section) -> 
                 to_warehouse / rates[_PSQL_COPY],
                 VS_PSQL_COPY,
                 unit=TIMES,
+                noise=_noise(measured, WAREHOUSE, driver, _PSQL_COPY),
             )
         )
         section.targets.append(
@@ -307,8 +322,34 @@ def _targets(rates: dict[str, float], measured: _Measured, section: Section) -> 
                 rates[f"replica:{driver}"] / rates[_DUMP_PIPE],
                 VS_DUMP_PIPE,
                 unit=TIMES,
+                noise=_noise(measured, REPLICA, driver, _DUMP_PIPE),
             )
         )
+
+
+def _chart_data(
+    measured: _Measured, rates: dict[str, float], rows: int, shared: dict[str, Any]
+) -> None:
+    """What benchmarks/charts.py draws: rows/s per leg, the warehouse leg's stages."""
+    references = {
+        "source → replica": (_DUMP_PIPE, _DUMP_READ, _SYNC_REPLICA),
+        "replica → warehouse": (_PSQL_COPY, _PGLOADER, _SYNC_WAREHOUSE),
+    }
+    legs: dict[str, dict[str, float]] = {}
+    for (leg, tools), target in zip(references.items(), (REPLICA, WAREHOUSE), strict=True):
+        legs[leg] = {f"aioetl, {driver}": rates[f"{target.value}:{driver}"] for driver in DRIVERS}
+        legs[leg].update({tool: rates[tool] for tool in tools if tool in rates})
+    shared["chart:throughput"] = {"rows": rows, "legs": legs}
+    stages: dict[str, dict[str, float]] = {}
+    for driver in DRIVERS:
+        run = _median_run(measured.aioetl[(WAREHOUSE, driver)])
+        stages[driver] = {
+            "wall": run.seconds,
+            BULK: run.stages.seconds[BULK],
+            REREAD: run.stages.seconds[REREAD],
+            WRITE: run.stages.seconds[WRITE],
+        }
+    shared["chart:stages"] = stages
 
 
 def _stage_table(measured: _Measured, rows: int) -> Table:
@@ -477,6 +518,7 @@ async def run(bench: BenchEnv, sizes: Sizes, shared: dict[str, Any]) -> Section:
         measured = await _measure(bench, sizes, table, Path(folder))
     rates = _tables(measured, rows, sizes, section)
     _targets(rates, measured, section)
+    _chart_data(measured, rates, rows, shared)
     if not baselines.pgloader_available():
         section.notes.append(
             "pgloader is not installed (`apt-get install -y pgloader`): not compared."
