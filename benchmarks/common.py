@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import platform
 import resource
@@ -42,6 +43,7 @@ __all__ = [
     "interleaved",
     "machine_info",
     "median",
+    "median_interval",
     "package_versions",
     "run_tool",
 ]
@@ -294,6 +296,19 @@ def pipeline_config(
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
+
+
+def median_interval(values: Sequence[float]) -> tuple[float, float]:
+    """A distribution-free 95 % confidence interval of the median of ``values`` (order
+    statistics, normal approximation of the binomial); the whole range below 6 values."""
+    ordered = sorted(values)
+    count = len(ordered)
+    if count < 6:
+        return (ordered[0], ordered[-1]) if ordered else (float("nan"), float("nan"))
+    half = 1.96 * math.sqrt(count) / 2
+    low = max(0, math.floor(count / 2 - half))
+    high = min(count - 1, math.ceil(count / 2 + half) - 1)
+    return ordered[low], ordered[high]
 
 
 def interleaved(variants: Sequence[str], rounds: int) -> Iterator[tuple[int, str]]:

@@ -7,6 +7,7 @@ stay under a minute. Its report goes to a temporary file, never to RESULTS.md.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -65,4 +66,12 @@ def test_benchmarks_smoke_run(tmp_path: Path) -> None:
     text = report.read_text(encoding="utf-8")
     assert text.startswith("# aioetl benchmarks")
     assert "## 5. Memory" in text
+    assert "## 2b. Replica full rebuild" in text
+    # The charts are drawn beside the report and linked from it (or skipped, said so).
+    assert "# Charts" in text
+    if importlib.util.find_spec("matplotlib") is not None:
+        for name in ("rows-per-second", "warehouse-stages", "memory"):
+            chart = tmp_path / f"smoke-{name}.svg"
+            assert chart.read_text(encoding="utf-8").lstrip().startswith("<?xml")
+            assert f"]({chart.name})" in text
     assert (RESULTS.stat().st_mtime_ns if RESULTS.exists() else None) == before
