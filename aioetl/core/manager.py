@@ -322,7 +322,10 @@ class ConnectionManager:
         except asyncio.CancelledError as exc:
             if not deadline.finish():
                 raise
-            await self._timed_out(exc)
+            # The same chain as asyncio.timeout's: TimeoutError caused by the cancellation.
+            expired = TimeoutError()
+            expired.__cause__ = exc
+            await self._timed_out(expired)
         except BaseException:
             deadline.finish()
             raise

@@ -18,8 +18,9 @@ async def _slow_after_quick(engine: AsyncEngine, identity: str, sleep: str) -> N
         for _ in range(100):
             assert (await manager.execute_with_retry("SELECT 1")).scalar() == 1
         sent = manager.statements
-        with pytest.raises(StatementTimeoutError, match=r"statement_timeout=0\.5s"):
+        with pytest.raises(StatementTimeoutError, match=r"statement_timeout=0\.5s") as caught:
             await manager.execute_with_retry(sleep)
+        assert isinstance(caught.value.__cause__, TimeoutError)
         assert manager.statements == sent + 1  # cut, not retried
         # The cut-off connection was dropped; the next statement runs on a fresh one.
         assert (await manager.execute_with_retry(identity)).scalar() != before
