@@ -19,6 +19,7 @@ stated, and a goal inside that interval is "within noise", not met or missed.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import inspect
 import time
@@ -30,6 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from aioetl import ConnectionFactory, ConnectionManager, DatabaseType, PostgresSchema
+from aioetl.core.deadline import StatementDeadline
 from benchmarks.common import (
     TIMES,
     BenchEnv,
@@ -55,6 +57,8 @@ _NO_DEADLINE: Final = "ConnectionManager, statement_timeout=0 (diagnostic)"
 _VARIANTS: Final = (_RAW, _SQLALCHEMY, _MANAGER, _NO_DEADLINE)
 
 Call = Callable[[], Awaitable[Any]]
+_TIMEOUT_DEADLINE: Final = "`asyncio.timeout` per statement (before)"
+_ONE_TIMER_DEADLINE: Final = "one timer per manager (StatementDeadline)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +172,44 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+async def _deadline_cost(rounds: int, calls: int) -> dict[str, list[float]]:
+    """µs each deadline adds to an awaitable that yields once (no database): per round,
+    interleaved, against the same awaitable without a deadline."""
+
+    async def bare() -> None:
+        await asyncio.sleep(0)  # one trip through the event loop, like an answer
+
+    deadline = StatementDeadline(300.0)
+
+    async def one_timer() -> None:
+        deadline.start()
+        try:
+            await bare()
+        finally:
+            deadline.finish()
+
+    async def per_statement() -> None:
+        async with asyncio.timeout(300.0):
+            await bare()
+
+    variants: dict[str, Call] = {
+        "none": bare,
+        _TIMEOUT_DEADLINE: per_statement,
+        _ONE_TIMER_DEADLINE: one_timer,
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    for _, name in interleaved(list(variants), rounds):
+        started = time.perf_counter_ns()
+        for _ in range(calls):
+            await variants[name]()
+        seconds[name].append((time.perf_counter_ns() - started) / calls / 1000)
+    deadline.close()
+    return {
+        name: [value - base for value, base in zip(seconds[name], seconds["none"], strict=True)]
+        for name in (_TIMEOUT_DEADLINE, _ONE_TIMER_DEADLINE)
+    }
+
+
 def _ratios(values: list[float], baseline: list[float]) -> list[float]:
     """Each round's median against the same round's baseline."""
     return [value / base for value, base in zip(values, baseline, strict=True) if base > 0]
@@ -240,6 +282,15 @@ async def run(bench: BenchEnv, sizes: Sizes, shared: dict[str, Any]) -> Section:
     finally:
         await ConnectionFactory.dispose_all()
     section.tables.append(table)
+    costs = await _deadline_cost(sizes.overhead_rounds, max(1, sizes.round_trips // 2))
+    alone = Table(
+        "The statement deadline alone (no database): µs added per statement",
+        ["deadline", "median µs", "95 % interval of the median"],
+    )
+    for name, values in costs.items():
+        low, high = median_interval(values)
+        alone.add(name, f"{median(values):.2f}", f"{low:.2f}-{high:.2f}")
+    section.tables.append(alone)
     return section
 
 
