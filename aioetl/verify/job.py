@@ -173,6 +173,17 @@ class Verifier:
         finally:
             report.seconds = time.monotonic() - started
             report.source_statements = source.statements - before
+        final = report.final
+        if final is not None:
+            # Counts only: a key list could be long, and values never appear anywhere.
+            logger.info(
+                "%s → %s: %d rows compared, %s in %.1fs",
+                name,
+                leg,
+                final.rows,
+                _summary(final),
+                report.seconds,
+            )
         return report
 
     async def _compare(
@@ -292,6 +303,16 @@ class Verifier:
                 zero_dates=self.zero_dates,
             )
             report.after = await self._compare(*sides(), key, columns)
+
+
+def _summary(found: Differences) -> str:
+    if found.equal:
+        return "equal"
+    if found.whole:
+        return "different (no key to locate the rows)"
+    return (
+        f"{len(found.missing)} missing, {len(found.extra)} extra, {len(found.different)} different"
+    )
 
 
 def _same_columns(table: str, columns: Sequence[Column], other: Sequence[str]) -> list[Column]:

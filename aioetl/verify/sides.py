@@ -95,7 +95,8 @@ class MySQLSide:
         self.label = label
         self._manager = manager
         self._from = quote_mysql(table)
-        self._lead = quote_mysql(key[0])
+        # A keyless table is only ever checksummed whole (no range, no row list).
+        self._lead = quote_mysql(key[0]) if key else ""
         self._keys = ", ".join(quote_mysql(k) for k in key)
         self._row = mysql_row(columns, view, zero_dates)
 
@@ -144,7 +145,7 @@ class PostgresSide:
         self._manager = manager
         # Run through text(): colons escaped.
         self._from = for_text(f"{quote_postgres(schema)}.{quote_postgres(table)}")
-        self._lead = for_text(quote_postgres(key[0]))
+        self._lead = for_text(quote_postgres(key[0])) if key else ""
         self._keys = for_text(", ".join(quote_postgres(k) for k in key))
         self._row = for_text(postgres_row(columns))
 
