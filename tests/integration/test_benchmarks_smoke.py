@@ -65,4 +65,6 @@ def test_benchmarks_smoke_run(tmp_path: Path) -> None:
     text = report.read_text(encoding="utf-8")
     assert text.startswith("# aioetl benchmarks")
     assert "## 5. Memory" in text
+    assert "## 6. Verify against a full copy" in text
+    assert "verify --target all" in text
     assert (RESULTS.stat().st_mtime_ns if RESULTS.exists() else None) == before
