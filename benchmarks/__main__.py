@@ -22,7 +22,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
-from benchmarks import charts, concurrency, memory, overhead, ratelimit, replica, throughput
+from benchmarks import (
+    charts,
+    concurrency,
+    memory,
+    overhead,
+    ratelimit,
+    replica,
+    throughput,
+    verifying,
+)
 from benchmarks.common import FULL, SMOKE, BenchEnv, Section, Sizes
 from benchmarks.report import render, summary_table
 
@@ -36,6 +45,7 @@ BENCHMARKS: Final[dict[str, tuple[str, Runner]]] = {
     concurrency.KEY: (concurrency.TITLE, concurrency.run),
     ratelimit.KEY: (ratelimit.TITLE, ratelimit.run),
     memory.KEY: (memory.TITLE, memory.run),
+    verifying.KEY: (verifying.TITLE, verifying.run),
 }
 RESULTS: Final = Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -1,4 +1,5 @@
-"""The ``aioetl`` command line: check connections, replicate tables, make a demo clinic.
+"""The ``aioetl`` command line: check connections, replicate and verify tables, make a demo
+clinic.
 
 Exit codes: 0 success, 1 a runtime failure (a server that cannot be reached, a failed
 table), 2 bad input (configuration, empty variables included, and arguments). Errors are
@@ -345,6 +346,75 @@ def status(environment: str | None, output: str) -> None:
             _console().print(status_table(found))
 
     _run(run())
+
+
+@cli.command()
+@_environment_option
+@click.option(
+    "--tables",
+    default=None,
+    callback=_table_names,
+    help="Comma-separated tables or globs, e.g. 'patient,claim*' (default: all in tables.yml).",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave out the tables matching GLOB (repeatable).",
+)
+@click.option(
+    "--target",
+    type=click.Choice(["replica", "warehouse", "all"]),
+    default="all",
+    show_default=True,
+    help="replica: source ↔ replica; warehouse: replica ↔ warehouse; all: both, in that order.",
+)
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Recopy the missing and different rows, delete the extra ones, then verify again.",
+)
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people, json (one object per table) for scripts.",
+)
+def verify(
+    environment: str | None,
+    tables: list[str] | None,
+    exclude: tuple[str, ...],
+    target: str,
+    repair: bool,
+    output: str,
+) -> None:
+    """Compare source, replica and warehouse by chunk checksums; list the differing keys.
+
+    Exit 0 when every copy is equal (after --repair, if given), 1 when any differs.
+    """
+    import json
+
+    from aioetl.cli.verifying import verify_table
+    from aioetl.verify import Verifier, VerifyOptions, VerifyTarget
+
+    async def run() -> bool:
+        settings = await Settings.load(environment)
+        # An unknown table, or a glob that matches none, is bad input: exit 2.
+        names = settings.select_tables(tables, exclude=exclude)
+        settings.validate_configs()
+        verifier = Verifier(settings, VerifyOptions(target=VerifyTarget(target), repair=repair))
+        started = time.monotonic()
+        reports = await verifier.run(names)
+        if output == "json":
+            click.echo(json.dumps([report.as_json() for report in reports], indent=2))
+        else:
+            _console().print(verify_table(reports, time.monotonic() - started))
+        return all(report.ok for report in reports)
+
+    if not _run(run()):
+        sys.exit(EXIT_FAILED)
 
 
 @cli.command("demo-data")

@@ -74,4 +74,6 @@ def test_benchmarks_smoke_run(tmp_path: Path) -> None:
             chart = tmp_path / f"smoke-{name}.svg"
             assert chart.read_text(encoding="utf-8").lstrip().startswith("<?xml")
             assert f"]({chart.name})" in text
+    assert "## 6. Verify against a full copy" in text
+    assert "verify --target all" in text
     assert (RESULTS.stat().st_mtime_ns if RESULTS.exists() else None) == before
