@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
-from benchmarks import concurrency, memory, overhead, ratelimit, throughput
+from benchmarks import clinic, concurrency, memory, overhead, ratelimit, throughput
 from benchmarks.common import FULL, SMOKE, BenchEnv, Section, Sizes
 from benchmarks.report import render, summary_table
 
@@ -35,6 +35,8 @@ BENCHMARKS: Final[dict[str, tuple[str, Runner]]] = {
     concurrency.KEY: (concurrency.TITLE, concurrency.run),
     ratelimit.KEY: (ratelimit.TITLE, ratelimit.run),
     memory.KEY: (memory.TITLE, memory.run),
+    # Last: it rebuilds the bench clinic at another size, and drops its catalog after.
+    clinic.KEY: (clinic.TITLE, clinic.run),
 }
 RESULTS: Final = Path(__file__).resolve().parent / "RESULTS.md"
 
