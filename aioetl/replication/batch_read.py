@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -34,8 +34,10 @@ from aioetl.core.manager import ConnectionManager
 from aioetl.errors import AioEtlError
 from aioetl.replication.catalog import MySQLTable
 from aioetl.replication.columns import ZeroDates
+from aioetl.replication.ddl_catalog import SourceDefinition
 from aioetl.replication.flow import finish_despite_cancel
 from aioetl.replication.pages import AFTER_EVERY_KEY, GROUP_CONCAT_SESSION, Page
+from aioetl.replication.plan import Action, Plan
 from aioetl.replication.rendering import Target, line_expression, quote_mysql
 from aioetl.replication.sinks import Sink
 from aioetl.replication.state import Watermark
@@ -46,7 +48,9 @@ __all__ = [
     "BatchReader",
     "BatchTable",
     "Fetched",
+    "batch_tables",
     "groups",
+    "replica_copies",
     "write_fetched",
 ]
 
@@ -111,6 +115,50 @@ class Fetched:
     def page(self) -> Page:
         last = Watermark(key=self.max_key) if self.max_key is not None else None
         return Page(rows=self.rows, body=self.body, last=last)
+
+
+def replica_copies(plan: Plan) -> list[str]:
+    """The tables whose replica leg runs this time, in run order."""
+    return [
+        table.table
+        for table in plan.tables
+        if (leg := table.leg("replica")) is not None and leg.action is not Action.UNCHANGED
+    ]
+
+
+def _column(table: MySQLTable, name: str) -> str | None:
+    return next((c.name for c in table.columns if c.name.lower() == name.lower()), None)
+
+
+def batch_tables(
+    plan: Plan,
+    definitions: Mapping[str, SourceDefinition],
+    configs: Mapping[str, Mapping[str, Any]],
+) -> list[BatchTable]:
+    """The tables a batched read may copy: first copies and reloads of the replica with a
+    single-column key (and stamp) the source table has, in run order. Which of them are
+    small enough is :attr:`BatchTable.batchable`."""
+    tables: list[BatchTable] = []
+    for plan_table in plan.tables:
+        leg = plan_table.leg("replica")
+        definition = definitions.get(plan_table.table)
+        config = configs.get(plan_table.table)
+        if leg is None or definition is None or config is None:
+            continue
+        if leg.action not in {Action.FIRST, Action.RELOAD}:
+            continue
+        configured_key, configured_stamp = config["primary_key"], config["incremental_column"]
+        if not isinstance(configured_key, str):
+            continue  # a composite key: copied page by page
+        key = _column(definition.table, configured_key)
+        stamp = None
+        if configured_stamp is not None and str(configured_stamp).lower() != configured_key.lower():
+            stamp = _column(definition.table, str(configured_stamp))
+            if stamp is None:
+                continue  # a configured column it lacks: the table's own copy says so
+        if key is not None:
+            tables.append(BatchTable(definition.table, key, stamp))
+    return tables
 
 
 def groups(tables: Sequence[BatchTable]) -> list[list[BatchTable]]:

@@ -100,8 +100,8 @@ class _IndexPart:
 
 
 def _literal(value: str) -> str:
-    """A string literal read the same with or without backslash escapes... as far as
-    MySQL's own SHOW CREATE TABLE does: backslashes doubled, quotes doubled."""
+    """``value`` as a string literal for the replica's session, which reads backslash
+    escapes (``sql_mode = ''``): backslashes and quotes doubled, as SHOW CREATE TABLE does."""
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 

@@ -23,7 +23,13 @@ from aioetl.core.factory import ConnectionFactory
 from aioetl.core.manager import ConnectionManager
 from aioetl.core.watchdog import Watchdog, beat
 from aioetl.errors import AioEtlError, ReplicationError
-from aioetl.replication.batch_read import BatchReader, BatchTable, Fetched, write_fetched
+from aioetl.replication.batch_read import (
+    BatchReader,
+    Fetched,
+    batch_tables,
+    replica_copies,
+    write_fetched,
+)
 from aioetl.replication.catalog import MySQLTable, mysql_table, postgres_columns
 from aioetl.replication.columns import ZeroDates
 from aioetl.replication.ddl_catalog import SourceDefinition, read_definitions
@@ -200,8 +206,15 @@ class Replicator:
         planned = getattr(self.listener, "planned", None)  # optional for listeners
         if planned is not None:
             planned(plan)
-        running = [name for name in names if not plan.table(name).unchanged]
-        self._definitions = await self._read_definitions(engines, plan, running)
+        # The source definitions of every table whose replica leg runs, in a few batched
+        # statements, so that no leg reads the source catalog itself.
+        copied = replica_copies(plan)
+        self._definitions = {}
+        if copied:
+            async with ConnectionManager(engines["source"]) as source:
+                self._definitions = await read_definitions(source, copied)
+        batched = batch_tables(plan, self._definitions, {n: self._config(n) for n in copied})
+        self._batch = BatchReader(engines["source"], batched, zero_dates=self.zero_dates)
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one(name: str) -> TableResult | None:
@@ -211,7 +224,7 @@ class Replicator:
                     return None
                 return await self._table(name, engines, plan.table(name))
 
-        async with self._batched(engines, plan, running), asyncio.TaskGroup() as group:
+        async with self._batch, asyncio.TaskGroup() as group:
             for name in names:
                 table_plan = plan.table(name)
                 if table_plan.unchanged:
@@ -223,44 +236,6 @@ class Replicator:
                 else:
                     group.create_task(one(name), name=f"table {name}")
         return [self.results[name] for name in names if name in self.results]
-
-    async def _read_definitions(
-        self, engines: dict[str, AsyncEngine], plan: Plan, running: list[str]
-    ) -> dict[str, SourceDefinition]:
-        """The source definitions of the tables whose replica leg runs: a few statements
-        for all of them, so that no leg reads the source catalog itself."""
-        copied = [
-            name
-            for name in running
-            if (leg := plan.table(name).leg("replica")) is not None
-            and leg.action is not Action.UNCHANGED
-        ]
-        if not copied:
-            return {}
-        async with ConnectionManager(engines["source"]) as source:
-            return await read_definitions(source, copied)
-
-    def _batched(
-        self, engines: dict[str, AsyncEngine], plan: Plan, running: list[str]
-    ) -> BatchReader:
-        """Whole small tables of this run's first copies and reloads, read many at a time
-        (see :mod:`.batch_read`); the others copy themselves page by page."""
-        tables: list[BatchTable] = []
-        for name in running:
-            leg = plan.table(name).leg("replica")
-            definition = self._definitions.get(name)
-            if leg is None or definition is None or leg.action not in {Action.FIRST, Action.RELOAD}:
-                continue
-            config = self._config(name)
-            if not isinstance(config["primary_key"], str):
-                continue  # a composite key: copied page by page
-            try:
-                key, stamp = self._keys(config, definition.table)
-            except AioEtlError:
-                continue  # a configured column it lacks: the table's own copy says so
-            tables.append(BatchTable(definition.table, key, stamp))
-        self._batch = BatchReader(engines["source"], tables, zero_dates=self.zero_dates)
-        return self._batch
 
     async def _prepare_state(self, engines: dict[str, AsyncEngine]) -> None:
         """Create the state tables once, before tables run side by side."""

@@ -65,4 +65,5 @@ def test_benchmarks_smoke_run(tmp_path: Path) -> None:
     text = report.read_text(encoding="utf-8")
     assert text.startswith("# aioetl benchmarks")
     assert "## 5. Memory" in text
+    assert "## 6. Whole clinic" in text
     assert (RESULTS.stat().st_mtime_ns if RESULTS.exists() else None) == before
