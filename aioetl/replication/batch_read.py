@@ -22,7 +22,6 @@ copy: batching only ever saves statements, never changes what is copied.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -237,13 +236,17 @@ class BatchReader:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        pending = [task for task in self._reads.values() if not task.done()]
+        reads = list(self._reads.values())
+        self._reads.clear()
+        pending = [task for task in reads if not task.done()]
         for task in pending:
             task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await finish_despite_cancel(task, grace=_STOP_GRACE)
-        self._reads.clear()
+        if pending:
+            # Bounded; a cancellation of this task still reaches the caller.
+            await asyncio.wait(pending, timeout=_STOP_GRACE)
+        for task in reads:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: a read ahead nobody took is not an error
 
     def _start(self, index: int) -> asyncio.Task[dict[str, Fetched]]:
         task = self._reads.get(index)

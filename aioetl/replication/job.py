@@ -3,6 +3,11 @@
 Each table runs its legs in order (replica, then warehouse); tables run side by side,
 bounded by ``concurrency``, most important and largest first. A failing table is
 reported and the others still finish.
+
+What the source pays for a run is counted in statements (its rate limit allows a few per
+second): after the plan, the definitions of every table that runs are read in one batch
+(:mod:`.ddl_catalog`) and small tables copied whole are read many per statement
+(:mod:`.batch_read`), so a leg sends the source only its own pages, if any.
 """
 
 from __future__ import annotations
