@@ -11,7 +11,8 @@ so the watermark recorded after it is exactly consistent with the rows read: one
 statement sees every table of the group at one moment (MyISAM locks them all for the
 statement, InnoDB reads one snapshot).
 
-Groups are formed in run order from the catalog's size estimates, at most
+Only tables that fit in one page (``batch_size`` rows) are read this way. Groups are
+formed in run order from the catalog's size estimates, at most
 :data:`GROUP_TABLES` tables and :data:`GROUP_BYTES` estimated bytes each; the group after
 the one asked for is read ahead. A table's body that the server cut at
 ``group_concat_max_len`` (estimates are estimates), a stamp the server's clock has not
@@ -79,6 +80,8 @@ class BatchTable:
     table: MySQLTable
     key: str
     stamp: str | None
+    #: tables.yml's rows per page: a table read whole is one page, so it must fit in one.
+    batch_size: int
 
     @property
     def estimated_bytes(self) -> int:
@@ -96,6 +99,7 @@ class BatchTable:
             key is not None
             and key.data_type in _INTEGER_KEYS
             and self.estimated_bytes <= TABLE_BYTES
+            and self.table.rows <= self.batch_size
         )
 
 
@@ -156,7 +160,7 @@ def batch_tables(
             if stamp is None:
                 continue  # a configured column it lacks: the table's own copy says so
         if key is not None:
-            tables.append(BatchTable(definition.table, key, stamp))
+            tables.append(BatchTable(definition.table, key, stamp, int(config["batch_size"])))
     return tables
 
 
@@ -290,15 +294,17 @@ class BatchReader:
                 rows = (await src.execute_with_retry(sql, params)).fetchall()
             finally:
                 self.statements += src.statements
-        stamped = {table.table.name: table.stamp is not None for table in group}
+        by_name = {table.table.name: table for table in group}
         found: dict[str, Fetched] = {}
         for name, count, max_key, newest, settled, body, limit in rows:
             data = _bytes(body)
-            if len(data) > int(limit) - _CUT_MARGIN:
+            table = by_name[str(name)]
+            if len(data) > int(limit) - _CUT_MARGIN or int(count) > table.batch_size:
+                # The statistics were wrong (InnoDB's row counts are estimates).
                 logger.debug("%s: too large for a batched read; copied page by page", name)
                 continue
             start = None
-            if stamped[str(name)] and newest is not None:
+            if table.stamp is not None and newest is not None:
                 if not settled:
                     continue  # the clock has not passed the newest stamp: the paged copy waits
                 start = Watermark(key=AFTER_EVERY_KEY, stamp=str(newest))

@@ -18,9 +18,11 @@ NAME = Column(
 )
 
 
-def _table(name: str, rows: int, avg: int = 100, key: Column = KEY) -> BatchTable:
+def _table(
+    name: str, rows: int, avg: int = 100, key: Column = KEY, batch_size: int = 50_000
+) -> BatchTable:
     table = MySQLTable(name=name, columns=(key, NAME), rows=rows, avg_row_length=avg, ddl="")
-    return BatchTable(table, key.name, None)
+    return BatchTable(table, key.name, None, batch_size)
 
 
 def test_groups_hold_at_most_so_many_tables_and_bytes() -> None:
@@ -34,6 +36,7 @@ def test_groups_hold_at_most_so_many_tables_and_bytes() -> None:
 def test_only_small_tables_with_an_integer_key_are_batched() -> None:
     assert _table("small", 1000).batchable
     assert not _table("large", 1_000_000).batchable
+    assert not _table("more than a page", 1000, batch_size=500).batchable
     text_key = Column(name="Code", data_type="varchar", column_type="varchar(10)", nullable=False)
     assert not _table("texted", 10, key=text_key).batchable
 
