@@ -32,6 +32,7 @@ lint: install
 
 # The benchmarks (about 10 minutes): writes benchmarks/RESULTS.md. Not part of `make test`,
 # which runs them only with tiny sizes (tests/integration/test_benchmarks_smoke.py).
+# BENCH_ARGS="--only clinic" runs only the whole-clinic section (400 tables, ~2 minutes).
 bench: services
 	$(WITH_ENV) $(BIN)/python -m benchmarks $(BENCH_ARGS)
 

@@ -82,6 +82,8 @@ class Sizes:
     pool_managers: int
     rate_limit_seconds: float
     rate_limit_managers: int
+    catalog_patients: int  # the whole-clinic benchmark's demo clinic
+    catalog_tables: int  # … and its catalog, the clinic's own tables included
 
 
 FULL: Final = Sizes(
@@ -97,6 +99,8 @@ FULL: Final = Sizes(
     pool_managers=50,
     rate_limit_seconds=10.0,
     rate_limit_managers=8,
+    catalog_patients=1000,
+    catalog_tables=400,
 )
 SMOKE: Final = Sizes(
     name="smoke",
@@ -111,6 +115,8 @@ SMOKE: Final = Sizes(
     pool_managers=50,
     rate_limit_seconds=1.5,
     rate_limit_managers=8,
+    catalog_patients=30,
+    catalog_tables=40,
 )
 
 

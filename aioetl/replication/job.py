@@ -3,6 +3,11 @@
 Each table runs its legs in order (replica, then warehouse); tables run side by side,
 bounded by ``concurrency``, most important and largest first. A failing table is
 reported and the others still finish.
+
+What the source pays for a run is counted in statements (its rate limit allows a few per
+second): after the plan, the definitions of every table that runs are read in one batch
+(:mod:`.ddl_catalog`) and small tables copied whole are read many per statement
+(:mod:`.batch_read`), so a leg sends the source only its own pages, if any.
 """
 
 from __future__ import annotations
@@ -23,8 +28,16 @@ from aioetl.core.factory import ConnectionFactory
 from aioetl.core.manager import ConnectionManager
 from aioetl.core.watchdog import Watchdog, beat
 from aioetl.errors import AioEtlError, ReplicationError
+from aioetl.replication.batch_read import (
+    BatchReader,
+    Fetched,
+    batch_tables,
+    replica_copies,
+    write_fetched,
+)
 from aioetl.replication.catalog import MySQLTable, mysql_table, postgres_columns
 from aioetl.replication.columns import ZeroDates
+from aioetl.replication.ddl_catalog import SourceDefinition, read_definitions
 from aioetl.replication.drift import check_drift
 from aioetl.replication.flow import finish_despite_cancel, pipelined, together
 from aioetl.replication.history import RunRecorder
@@ -106,6 +119,9 @@ class Replicator:
         #: The clinic-hours window (production source only, unless ``force``).
         self.window = window or RunWindow(hours if guarded else None, clock=clock)
         self._key_columns: dict[str, str] = {}
+        #: The source definitions of the tables the current run copies (batched reads).
+        self._definitions: dict[str, SourceDefinition] = {}
+        self._batch: BatchReader | None = None
         #: Tables the current (or last) run did not start (the window closed).
         self.not_started: list[str] = []
 
@@ -195,6 +211,15 @@ class Replicator:
         planned = getattr(self.listener, "planned", None)  # optional for listeners
         if planned is not None:
             planned(plan)
+        # The source definitions of every table whose replica leg runs, in a few batched
+        # statements, so that no leg reads the source catalog itself.
+        copied = replica_copies(plan)
+        self._definitions = {}
+        if copied:
+            async with ConnectionManager(engines["source"]) as source:
+                self._definitions = await read_definitions(source, copied)
+        batched = batch_tables(plan, self._definitions, {n: self._config(n) for n in copied})
+        self._batch = BatchReader(engines["source"], batched, zero_dates=self.zero_dates)
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one(name: str) -> TableResult | None:
@@ -204,7 +229,7 @@ class Replicator:
                     return None
                 return await self._table(name, engines, plan.table(name))
 
-        async with asyncio.TaskGroup() as group:
+        async with self._batch, asyncio.TaskGroup() as group:
             for name in names:
                 table_plan = plan.table(name)
                 if table_plan.unchanged:
@@ -307,11 +332,22 @@ class Replicator:
         leg: LegResult,
         plan: TablePlan,
     ) -> None:
-        async with (
-            ConnectionManager(engines["source"], session_statements=[GROUP_CONCAT_SESSION]) as src,
-            ConnectionManager(engines["replica_writer"], session_statements=REPLICA_SESSION) as dst,
-        ):
-            table = await mysql_table(src, name)
+        async with contextlib.AsyncExitStack() as stack:
+            dst = await stack.enter_async_context(
+                ConnectionManager(engines["replica_writer"], session_statements=REPLICA_SESSION)
+            )
+            opened: list[ConnectionManager] = []
+
+            async def source() -> ConnectionManager:
+                # Opened only when needed: a table read in a batch sends the source nothing.
+                if not opened:
+                    session = [GROUP_CONCAT_SESSION]
+                    manager = ConnectionManager(engines["source"], session_statements=session)
+                    opened.append(await stack.enter_async_context(manager))
+                return opened[0]
+
+            definition = self._definitions.get(name)
+            table = definition.table if definition else await mysql_table(await source(), name)
             if table is None:
                 raise ReplicationError(f"{name}: no such table in the source database")
             existing = await mysql_table(dst, name)
@@ -321,12 +357,48 @@ class Replicator:
             sink = ReplicaSink(
                 dst, table, config["extraction_strategy"], exists=existing is not None
             )
-            await self._copy(src, table, config, sink, leg, full=full)
+            fetched = await self._batch.take(name) if self._batch is not None else None
+            if fetched is None or not await self._write_fetched(
+                table, config, sink, leg, fetched, full=full
+            ):
+                await self._copy(await source(), table, config, sink, leg, full=full)
             await self._record_evidence(config, plan, "replica", MySQLStateStore(dst).set_evidence)
             if self.options.reconcile:
                 key, _ = self._keys(config, table)
                 beat("reconciling deleted keys")
-                leg.deleted = await reconcile_mysql(src, dst, name, key)
+                leg.deleted = await reconcile_mysql(await source(), dst, name, key)
+
+    async def _write_fetched(
+        self,
+        table: MySQLTable,
+        config: dict[str, Any],
+        sink: Sink,
+        leg: LegResult,
+        fetched: Fetched,
+        *,
+        full: bool,
+    ) -> bool:
+        """Write a table its batch read whole (see :func:`.batch_read.write_fetched`)."""
+        name = table.name
+        _, stamp = self._keys(config, table)
+        self.listener.started(name, leg.leg, table.rows)
+
+        async def write(into: str, page: Page, record: bool) -> None:
+            await sink.write(into, page, record=record)
+            self._advance(name, leg, page.rows)
+            self.window.check(name)
+
+        beat("writing the batched read")
+        return await write_fetched(
+            fetched,
+            sink,
+            name,
+            full=full,
+            stamped=stamp is not None,
+            keeps_mark=bool(config["incremental_column"]),
+            write=write,
+            grace=CLEANUP_TIMEOUT,
+        )
 
     async def _to_warehouse(
         self,

@@ -76,4 +76,5 @@ def test_benchmarks_smoke_run(tmp_path: Path) -> None:
             assert f"]({chart.name})" in text
     assert "## 6. Verify against a full copy" in text
     assert "verify --target all" in text
+    assert "## 7. Whole clinic" in text
     assert (RESULTS.stat().st_mtime_ns if RESULTS.exists() else None) == before
