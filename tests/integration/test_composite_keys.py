@@ -85,7 +85,7 @@ async def _rows(place: Scratch, name: str, order: str) -> list[list[tuple[Any, .
         (place.warehouse, f'raw."{name}"', pg_order),
     ):
         async with engine.connect() as conn:
-            result = await conn.execute(text(f"SELECT * FROM {table} ORDER BY {by}"))  # noqa: S608
+            result = await conn.execute(text(f"SELECT * FROM {table} ORDER BY {by}"))
             found.append([tuple(row) for row in result.fetchall()])
     return found
 
