@@ -226,7 +226,10 @@ class KeysetReader(_Keyset):
         mark = after if isinstance(after, tuple) else None
         while True:
             condition, params = keyset_after(self._quoted, mark, "a") if mark else ("", {})
-            row = await self._fetch(self._sql(condition), {**params, "limit": self.page_rows})
+            # The page's own limit: _fetch resizes page_rows for the next page, and a page
+            # that filled a smaller limit is not the last one.
+            limit = self.page_rows
+            row = await self._fetch(self._sql(condition), {**params, "limit": limit})
             if row is None:
                 self._overflowed()
                 continue
@@ -235,7 +238,7 @@ class KeysetReader(_Keyset):
                 return
             mark = self._key_of(last)
             yield Page(rows=rows, body=body, last=Watermark(key=mark))
-            if rows < self.page_rows:
+            if rows < limit:
                 return
 
 

@@ -265,7 +265,10 @@ class StampReader(_Reader):
         mark = start
         while True:
             condition, params = self._after(mark, since)
-            row = await self._fetch(self._sql(condition), {**params, "limit": self.page_rows})
+            # The page's own limit: _fetch resizes page_rows for the next page, and a page
+            # that filled a smaller limit is not the last one.
+            limit = self.page_rows
+            row = await self._fetch(self._sql(condition), {**params, "limit": limit})
             if row is None:
                 self._overflowed()
                 continue
@@ -274,5 +277,5 @@ class StampReader(_Reader):
                 return
             mark = self._mark_of(last_stamp, last_key)
             yield Page(rows=rows, body=body, last=mark)
-            if rows < self.page_rows:
+            if rows < limit:
                 return
