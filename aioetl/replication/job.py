@@ -133,6 +133,10 @@ class Replicator:
         targets' state and probes the source in a few batched statements."""
         names = self.ordered(tables)
         engines = await self._engines()
+        unresolved = [name for name in names if name not in self._key_columns]
+        if unresolved:  # a plan on its own (--dry-run): keys from the catalog first
+            async with ConnectionManager(engines["source"]) as source:
+                self._key_columns.update(await resolve_keys(source, self.settings, unresolved))
         return await make_plan(
             engines=engines,
             configs={name: self._config(name) for name in names},

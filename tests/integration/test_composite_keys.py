@@ -23,8 +23,10 @@ from aioetl.replication.catalog import mysql_table
 from aioetl.replication.columns import ZeroDates
 from aioetl.replication.keyset import readers, table_keys
 from aioetl.replication.pages import GROUP_CONCAT_SESSION
+from aioetl.replication.plan import describe
 from aioetl.replication.probe import SETTLING_SECONDS
 from aioetl.replication.rendering import Target
+from aioetl.status import table_status
 
 from .scratch import REPLICA_DB, SOURCE_DB, Scratch, scratch
 
@@ -157,6 +159,15 @@ async def test_a_stamped_composite_key_table_replicates_exactly(
     # Nothing new: planned unchanged.
     third = await _run(settings)
     assert third.unchanged
+
+    # status and the dry run's plan show the tuple watermark (the key read from the
+    # catalog when tables.yml has none).
+    [status] = await table_status(settings)
+    assert status.watermark == "2024-02-02 00:00:00 / (9, 9)"
+    await _execute(place.source, f"INSERT INTO `{name}` VALUES (9, 10, 'x', '2024-02-03')")
+    lines = describe(await Replicator(settings, ReplicationOptions()).plan())
+    assert len(lines) == 2
+    assert all("copy changes from (stamp 2024-02-02 00:00:00, key (9, 9))" in x for x in lines)
 
 
 async def test_a_rerun_after_an_interrupted_copy_is_exact(place: Scratch) -> None:
