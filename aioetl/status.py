@@ -24,7 +24,7 @@ from aioetl.errors import AioEtlError
 from aioetl.replication.history import LegHistory, RunHistory
 from aioetl.replication.probe import in_groups
 from aioetl.replication.rendering import for_text, quote_mysql
-from aioetl.replication.state import MySQLStateStore, TableState, quote_postgres
+from aioetl.replication.state import MySQLStateStore, TableState, describe_key, quote_postgres
 
 __all__ = ["TableStatus", "table_status"]
 
@@ -55,6 +55,8 @@ def _lag(mark: TableState | None, newest: Any, stamped: bool) -> str | None:
     if mark is None or mark.mark is None or newest is None:
         return None
     if not stamped:
+        if not isinstance(mark.mark.key, int):
+            return None  # a key tuple: no number of keys behind
         try:
             behind = max(0, int(newest) - mark.mark.key)
         except ValueError:
@@ -74,7 +76,7 @@ def _lag(mark: TableState | None, newest: Any, stamped: bool) -> str | None:
 def _mark(state: TableState | None) -> str | None:
     if state is None or state.mark is None:
         return None
-    key = "end" if state.mark.key >= 2**63 - 1 else str(state.mark.key)
+    key = describe_key(state.mark.key)
     return f"{state.mark.stamp} / {key}" if state.mark.stamp else key
 
 

@@ -72,13 +72,6 @@ class _Run:
     reasons: dict[str, str]
 
 
-def _copyable(entries: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """The entries replicate copies today, and those it refuses (composite-key and keyless
-    tables: left out until replicate copies them, see replication/keys.py)."""
-    kept = {n: e for n, e in entries.items() if isinstance(e.get("primary_key"), str)}
-    return kept, sorted(set(entries) - set(kept))
-
-
 async def _discovered(bench: BenchEnv, generated: Sequence[str]) -> dict[str, dict[str, Any]]:
     """discover's entries for the clinic's and the generated tables (the bench source also
     holds other benchmarks' tables)."""
@@ -251,7 +244,7 @@ async def run(bench: BenchEnv, sizes: Sizes, shared: dict[str, Any]) -> Section:
             f"whole clinic ({sizes.catalog_tables} tables, {sizes.catalog_patients:,} "
             f"patients): built in {time.perf_counter() - started:.1f} s"
         )
-        entries, refused = _copyable(await _discovered(bench, list(generated)))
+        entries = await _discovered(bench, list(generated))
         names = sorted(entries)
         await _forget(bench, names)
         await _settle(admin)
@@ -337,11 +330,6 @@ async def run(bench: BenchEnv, sizes: Sizes, shared: dict[str, Any]) -> Section:
     missed = sorted(set(chosen) - set(changed.ran))
     if missed:
         section.notes.append(f"changed but not run: {', '.join(missed)}")
-    if refused:
-        section.notes.append(
-            f"{len(refused)} composite-key or keyless tables of discover's tables.yml are left "
-            "out: replicate refuses them today (replication/keys.py)"
-        )
     section.notes.append(
         "The no-change rerun's statements are the plan's: the catalog of every listed table "
         "and one change probe per 50 tables (replication/plan.py); a first copy reads the "

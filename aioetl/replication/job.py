@@ -41,15 +41,16 @@ from aioetl.replication.ddl_catalog import SourceDefinition, read_definitions
 from aioetl.replication.drift import check_drift
 from aioetl.replication.flow import finish_despite_cancel, pipelined, together
 from aioetl.replication.history import RunRecorder
-from aioetl.replication.keys import resolve_keys
+from aioetl.replication.keys import ResolvedKey, effective_config, resolve_keys
+from aioetl.replication.keyset import TableKeys, higher, readers, table_keys
 from aioetl.replication.options import ReplicationOptions, ReplicationTarget
-from aioetl.replication.pages import GROUP_CONCAT_SESSION, KeyRangeReader, Page, StampReader
+from aioetl.replication.pages import GROUP_CONCAT_SESSION, KeyRangeReader, Page
 from aioetl.replication.plan import Action, Plan, TablePlan, make_plan
 from aioetl.replication.preflight import preflight
 from aioetl.replication.reconcile import reconcile_mysql, reconcile_postgres
 from aioetl.replication.results import LegResult, ProgressListener, QuietProgress, TableResult
 from aioetl.replication.sinks import ReplicaSink, Sink, WarehouseSink
-from aioetl.replication.state import MySQLStateStore, PostgresStateStore, Watermark
+from aioetl.replication.state import Key, MySQLStateStore, PostgresStateStore, Watermark
 from aioetl.replication.window import RunWindow, WindowClosedError, utc_now
 from aioetl.replication.writers import REPLICA_SESSION
 
@@ -118,7 +119,7 @@ class Replicator:
         guarded = settings.environment == "production" and not self.options.force
         #: The clinic-hours window (production source only, unless ``force``).
         self.window = window or RunWindow(hours if guarded else None, clock=clock)
-        self._key_columns: dict[str, str] = {}
+        self._key_columns: dict[str, ResolvedKey] = {}
         #: The source definitions of the tables the current run copies (batched reads).
         self._definitions: dict[str, SourceDefinition] = {}
         self._batch: BatchReader | None = None
@@ -148,6 +149,10 @@ class Replicator:
         targets' state and probes the source in a few batched statements."""
         names = self.ordered(tables)
         engines = await self._engines()
+        unresolved = [name for name in names if name not in self._key_columns]
+        if unresolved:  # a plan on its own (--dry-run): keys from the catalog first
+            async with ConnectionManager(engines["source"]) as source:
+                self._key_columns.update(await resolve_keys(source, self.settings, unresolved))
         return await make_plan(
             engines=engines,
             configs={name: self._config(name) for name in names},
@@ -199,7 +204,7 @@ class Replicator:
         """tables.yml's options, with the key column taken from the source if unset."""
         config = self.settings.get_table_config(name)
         if config["primary_key"] is None and name in self._key_columns:
-            config = {**config, "primary_key": self._key_columns[name]}
+            config = effective_config(config, self._key_columns[name])
         return config
 
     async def _run(self, names: list[str], engines: dict[str, AsyncEngine]) -> list[TableResult]:
@@ -317,12 +322,8 @@ class Replicator:
 
     # -- legs ----------------------------------------------------------------------------
 
-    def _keys(self, config: dict[str, Any], table: MySQLTable) -> tuple[str, str | None]:
-        key = table.column(config["primary_key"]).name
-        column = config["incremental_column"]
-        if column is None or column.lower() == key.lower():
-            return key, None
-        return key, table.column(column).name
+    def _keys(self, config: dict[str, Any], table: MySQLTable) -> TableKeys:
+        return table_keys(config, table)
 
     async def _to_replica(
         self,
@@ -364,9 +365,9 @@ class Replicator:
                 await self._copy(await source(), table, config, sink, leg, full=full)
             await self._record_evidence(config, plan, "replica", MySQLStateStore(dst).set_evidence)
             if self.options.reconcile:
-                key, _ = self._keys(config, table)
+                keys = self._keys(config, table)
                 beat("reconciling deleted keys")
-                leg.deleted = await reconcile_mysql(await source(), dst, name, key)
+                leg.deleted = await reconcile_mysql(await source(), dst, name, keys)
 
     async def _write_fetched(
         self,
@@ -380,7 +381,7 @@ class Replicator:
     ) -> bool:
         """Write a table its batch read whole (see :func:`.batch_read.write_fetched`)."""
         name = table.name
-        _, stamp = self._keys(config, table)
+        stamp = self._keys(config, table).stamp
         self.listener.started(name, leg.leg, table.rows)
 
         async def write(into: str, page: Page, record: bool) -> None:
@@ -418,13 +419,18 @@ class Replicator:
                 raise ReplicationError(
                     f"{name}: not in the replica yet; replicate with --target replica first"
                 )
-            key, _ = self._keys(config, table)
+            keys = self._keys(config, table)
             existing = await postgres_columns(dst, schema, name)
             full = self.options.full or config["extraction_strategy"] == "full"
             if existing is not None and not full:
                 check_drift(name, table.columns, existing)
             sink = WarehouseSink(
-                dst, schema, table, key, config["extraction_strategy"], exists=existing is not None
+                dst,
+                schema,
+                table,
+                keys.columns,
+                config["extraction_strategy"],
+                exists=existing is not None,
             )
 
             @contextlib.asynccontextmanager
@@ -451,7 +457,7 @@ class Replicator:
                 ConnectionManager(engines["warehouse"]) as dst,
             ):
                 beat("reconciling deleted keys")
-                leg.deleted = await reconcile_postgres(truth, dst, schema, name, key)
+                leg.deleted = await reconcile_postgres(truth, dst, schema, name, keys)
 
     async def _copy(
         self,
@@ -474,19 +480,19 @@ class Replicator:
         rows is the reading server's work, and two page queries use two of its cores.
         """
         name = table.name
-        key, stamp = self._keys(config, table)
+        keys = self._keys(config, table)
         common: dict[str, Any] = {
-            "key": key,
             "target": sink.target,
             "zero_dates": self.zero_dates,
             "batch_size": config["batch_size"],
             "avg_row_length": table.avg_row_length,
         }
-        ranges = KeyRangeReader(src, name, table.columns, **common)
-        changes = StampReader(src, name, table.columns, stamp=stamp, **common) if stamp else None
+        ranges, changes = readers(src, table, keys, common)
+        if keys.ranged:
+            common["key"] = keys.columns[0]
         self.listener.started(name, leg.leg, table.rows)
         last: list[Watermark | None] = [None]
-        highest: list[int | None] = [None]  # the highest key written, whatever the pass
+        highest: list[Key | None] = [None]  # the highest key written, whatever the pass
 
         def writer(
             into: str, *, record: bool, to: Sink | None = None
@@ -497,8 +503,8 @@ class Replicator:
                 await target.write(into, page, record=record)
                 if record:
                     last[0] = page.last
-                if page.last is not None and (highest[0] is None or page.last.key > highest[0]):
-                    highest[0] = page.last.key
+                if page.last is not None:
+                    highest[0] = higher(highest[0], page.last.key)
                 self._advance(name, leg, page.rows)
                 self.window.check(name)
 

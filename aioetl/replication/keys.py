@@ -1,52 +1,54 @@
-"""Which column keys each table: tables.yml's ``primary_key``, or else the source's own.
+"""Which columns key each table: tables.yml's ``primary_key``, or else the source's own.
 
 A table whose key is not configured takes its primary key from the source catalog at run
-time (three batched statements for all such tables). The job walks single-column integer
-keys today; a table whose source key is composite or missing is refused with a message
-saying so, before any row moves.
+time (three batched statements for all such tables): a single column, a composite key
+(walked by keyset on the tuple, see :mod:`.keyset`), or none. A table without a primary
+key is copied whole every run (``extraction_strategy: full``, whatever tables.yml says),
+and only when its change evidence says it changed.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from typing import Any
 
 from aioetl.config.settings import Settings
 from aioetl.core.manager import ConnectionManager
-from aioetl.errors import ConfigError
 from aioetl.replication.catalog_batch import read_catalog
 
-__all__ = ["resolve_keys"]
+__all__ = ["ResolvedKey", "effective_config", "resolve_keys"]
+
+logger = logging.getLogger("aioetl.replication")
+
+#: A resolved primary key: a column name, a tuple of names (composite), or ``()``: none.
+ResolvedKey = str | tuple[str, ...]
 
 
 async def resolve_keys(
     source: ConnectionManager, settings: Settings, tables: Sequence[str]
-) -> dict[str, str]:
-    """The key column of each of ``tables``, or ConfigError listing those without one."""
+) -> dict[str, ResolvedKey]:
+    """The key of each of ``tables``: configured, else the source's (``()`` for none)."""
     configured = {name: settings.get_table_config(name)["primary_key"] for name in tables}
     missing = [name for name, key in configured.items() if key is None]
     catalog = await read_catalog(source, missing) if missing else {}
-    keys: dict[str, str] = {}
-    problems: list[str] = []
+    keys: dict[str, ResolvedKey] = {}
     for name, key in configured.items():
         if key is None:
-            found = catalog[name].primary_key if name in catalog else ()
-            if len(found) == 1:
-                keys[name] = found[0]
-                continue
-            if not found:
-                problems.append(
-                    f"tables.{name}: the source table has no primary key, which replicate "
-                    "cannot copy yet; leave it out of tables.yml"
+            found = tuple(catalog[name].primary_key) if name in catalog else ()
+            key = found[0] if len(found) == 1 else found
+            if not found and settings.get_table_config(name)["extraction_strategy"] != "full":
+                logger.warning(
+                    "%s has no primary key: copied whole every run (extraction_strategy: full)",
+                    name,
                 )
-                continue
-            key = found
-        if isinstance(key, str):
-            keys[name] = key
-        else:
-            problems.append(
-                f"tables.{name} has a composite primary key {list(key)!r}, which replicate "
-                "does not support yet; leave the table out for now"
-            )
-    if problems:
-        raise ConfigError(f"{settings.provider.describe('tables')}: " + "; ".join(problems))
+        keys[name] = key
     return keys
+
+
+def effective_config(config: dict[str, Any], key: ResolvedKey) -> dict[str, Any]:
+    """``config`` with its resolved key; a table without one is copied whole."""
+    config = {**config, "primary_key": key}
+    if key == ():
+        config = {**config, "extraction_strategy": "full", "incremental_column": None}
+    return config

@@ -9,6 +9,8 @@ Two ways through a table, both exact:
   row of the previous page. Rows sharing a stamp across a page boundary are therefore
   neither skipped nor read twice, whatever the page size. It copies what changed.
 
+Tables with a composite or non-integer key, or none, are read by :mod:`.keyset`.
+
 Each page is one query, so a rate-limited source pays its limit once per page; and each
 page is short, so a MyISAM table is never locked for long.
 """
@@ -229,6 +231,10 @@ class StampReader(_Reader):
             return f"{self._stamp} >= :since", {"since": since}
         return "", {}
 
+    def _mark_of(self, stamp: Any, key: Any) -> Watermark:
+        """The watermark of a page's last row, from its aggregate's stamp and key."""
+        return Watermark(key=int(key), stamp=str(stamp))
+
     async def starting_point(self) -> Watermark | None:
         """Where changes start for a copy that begins now: ``None`` for an empty table.
 
@@ -259,14 +265,17 @@ class StampReader(_Reader):
         mark = start
         while True:
             condition, params = self._after(mark, since)
-            row = await self._fetch(self._sql(condition), {**params, "limit": self.page_rows})
+            # The page's own limit: _fetch resizes page_rows for the next page, and a page
+            # that filled a smaller limit is not the last one.
+            limit = self.page_rows
+            row = await self._fetch(self._sql(condition), {**params, "limit": limit})
             if row is None:
                 self._overflowed()
                 continue
             rows, last_stamp, last_key, body = int(row[0]), row[1], row[2], row[3]
             if rows == 0:
                 return
-            mark = Watermark(key=int(last_key), stamp=str(last_stamp))
+            mark = self._mark_of(last_stamp, last_key)
             yield Page(rows=rows, body=body, last=mark)
-            if rows < self.page_rows:
+            if rows < limit:
                 return

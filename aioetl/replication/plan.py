@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from aioetl.core.manager import ConnectionManager
 from aioetl.errors import DatabaseError
 from aioetl.replication.drift import normalize_type
+from aioetl.replication.keyset import watermark_columns
 from aioetl.replication.probe import (
     ChangeProbe,
     SourceTable,
@@ -35,7 +36,14 @@ from aioetl.replication.probe import (
     probe_changes,
     read_source_tables,
 )
-from aioetl.replication.state import MySQLStateStore, PostgresStateStore, TableState, Watermark
+from aioetl.replication.state import (
+    Key,
+    MySQLStateStore,
+    PostgresStateStore,
+    TableState,
+    Watermark,
+    describe_key,
+)
 
 __all__ = ["Action", "LegPlan", "Plan", "TablePlan", "describe", "make_plan"]
 
@@ -148,14 +156,6 @@ async def _warehouse_states(
             return {}, present
 
 
-def _columns(config: Mapping[str, Any]) -> tuple[str, str | None]:
-    key = str(config["primary_key"])
-    stamp = config["incremental_column"]
-    if stamp is None or str(stamp).lower() == key.lower():
-        return key, None
-    return key, str(stamp)
-
-
 def _same(a: TableState | None, b: TableState | None, *, whole: bool) -> bool:
     """Does target ``b`` hold what ``a`` holds? Unknown evidence never matches."""
     if a is None or b is None:
@@ -206,7 +206,7 @@ async def make_plan(
             state = replica_states.get(name)
             if full or name not in replica_tables or state is None:
                 continue
-            key, stamp = _columns(config)
+            key, stamp = watermark_columns(dict(config))
             if state.mark is None:
                 # Copied while empty: is there any row now?
                 probes.append(ChangeProbe(table=name, key=key, stamp=None, mark=None))
@@ -326,6 +326,10 @@ def _warehouse_leg(
     return LegPlan(leg, Action.CHANGES, "the replica has newer rows", resume=state.mark)
 
 
+def _key_text(key: Key) -> str:
+    return str(key) if isinstance(key, int) else describe_key(key)
+
+
 def describe(plan: Plan) -> list[str]:
     """One line per leg, for ``--dry-run`` and the log."""
     lines = []
@@ -334,7 +338,7 @@ def describe(plan: Plan) -> list[str]:
             where = ""
             if leg.resume is not None and leg.action is Action.CHANGES:
                 stamp = f"stamp {leg.resume.stamp}, " if leg.resume.stamp else ""
-                where = f" from ({stamp}key {leg.resume.key})"
+                where = f" from ({stamp}key {_key_text(leg.resume.key)})"
             lines.append(
                 f"{table.table} → {leg.leg}: {leg.action}{where} ({leg.reason}; "
                 f"{table.strategy}, about {table.estimated_rows:,} rows)"

@@ -27,6 +27,8 @@ from typing import Any, Final
 from sqlalchemy import bindparam, text
 
 from aioetl.core.manager import ConnectionManager
+from aioetl.replication.keyset import keyset_after
+from aioetl.replication.pages import AFTER_EVERY_KEY, BEFORE_EVERY_KEY
 from aioetl.replication.rendering import quote_mysql
 from aioetl.replication.state import Watermark
 
@@ -41,6 +43,7 @@ __all__ = [
     "read_source_tables",
 ]
 
+_SENTINELS: Final = frozenset({AFTER_EVERY_KEY, BEFORE_EVERY_KEY})
 #: Tables probed by one statement: short enough to read in a log, few statements for 600.
 PROBE_GROUP: Final = 50
 #: A table updated this recently (seconds, by the server's clock) may change again within
@@ -73,7 +76,8 @@ class ChangeProbe:
     """Is there a row after ``mark`` in ``table``? ``stamp`` None: a key watermark."""
 
     table: str
-    key: str
+    #: The key's columns in key order.
+    key: tuple[str, ...]
     stamp: str | None
     #: ``None``: is there any row at all (a table copied while it was empty)?
     mark: Watermark | None
@@ -120,24 +124,38 @@ async def probe_changes(
         parts: list[str] = []
         params: dict[str, Any] = {}
         for i, probe in enumerate(group):
-            key, table = quote_mysql(probe.key), quote_mysql(probe.table)
+            table = quote_mysql(probe.table)
             params[f"t{i}"] = probe.table
-            if probe.mark is None:
-                after = "1 = 1"
-            elif probe.stamp is None:
-                params[f"k{i}"] = probe.mark.key
-                after = f"{key} > :k{i}"
-            else:
-                stamp = quote_mysql(probe.stamp)
-                params[f"k{i}"] = probe.mark.key
-                params[f"s{i}"] = probe.mark.stamp
-                after = f"({stamp} > :s{i} OR ({stamp} = :s{i} AND {key} > :k{i}))"
+            after = "1 = 1"
+            if probe.mark is not None:
+                after, found = _after(probe, i)
+                params.update(found)
             parts.append(
                 f"SELECT :t{i} AS t, EXISTS(SELECT 1 FROM {table} WHERE {after}) AS c"  # noqa: S608
             )
         result = await manager.execute_with_retry(" UNION ALL ".join(parts), params)
         changed.update({str(name): bool(flag) for name, flag in result.fetchall()})
     return changed
+
+
+def _after(probe: ChangeProbe, i: int) -> tuple[str, dict[str, Any]]:
+    """The condition "after ``probe.mark``", parameters suffixed with ``i``."""
+    assert probe.mark is not None
+    mark, keys = probe.mark, [quote_mysql(k) for k in probe.key]
+    if isinstance(mark.key, tuple):
+        after, params = keyset_after(keys, mark.key, f"k{i}_")
+    else:
+        # A single integer key, or a stamp watermark's AFTER/BEFORE_EVERY_KEY sentinel
+        # (beyond any integer key; for a key tuple, compared as the stamp alone).
+        after, params = f"{keys[0]} > :k{i}", {f"k{i}": mark.key}
+        if len(keys) > 1 or (probe.stamp is not None and mark.key in _SENTINELS):
+            after = "0 = 1" if mark.key > 0 else "1 = 1"
+            params = {}
+    if probe.stamp is None:
+        return after, params
+    stamp = quote_mysql(probe.stamp)
+    params[f"s{i}"] = mark.stamp
+    return f"({stamp} > :s{i} OR ({stamp} = :s{i} AND {after}))", params
 
 
 def _settled(update_time: str, now: str) -> bool:

@@ -7,6 +7,7 @@ or ``begin_full`` / ``finish_full`` to rebuild the table beside the live one and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from aioetl.core.manager import ConnectionManager
@@ -122,7 +123,7 @@ class WarehouseSink:
         manager: ConnectionManager,
         schema: str,
         source: MySQLTable,
-        key: str,
+        keys: Sequence[str],
         strategy: str,
         *,
         exists: bool,
@@ -132,7 +133,7 @@ class WarehouseSink:
         self._strategy = strategy
         self._exists = exists
         self._store = PostgresStateStore(schema)
-        self._writer = WarehouseWriter(manager, schema, source.columns, key, self._store)
+        self._writer = WarehouseWriter(manager, schema, source.columns, keys, self._store)
         # Appending (plain COPY) is only safe into a table that was empty; any clash
         # with an existing key switches to upserting for good.
         self._upsert = True

@@ -7,8 +7,9 @@ and a batch that may have been written twice is harmless because every write ups
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
@@ -17,10 +18,21 @@ from aioetl.core.manager import ConnectionManager
 from aioetl.errors import DatabaseError
 from aioetl.replication.rendering import for_text, quote_mysql
 
-__all__ = ["STATE_TABLE", "MySQLStateStore", "PostgresStateStore", "TableState", "Watermark"]
+__all__ = [
+    "STATE_TABLE",
+    "Key",
+    "KeyValue",
+    "MySQLStateStore",
+    "PostgresStateStore",
+    "TableState",
+    "Watermark",
+    "describe_key",
+]
 
 STATE_TABLE: Final = "_aioetl_state"
 _ALREADY_CREATED: Final = frozenset({"23505", "42P07"})
+#: Columns added since the first version, in order: (name, MySQL type).
+_ADDED_MYSQL_COLUMNS: Final = (("evidence", "varchar(255) NULL"), ("last_key_json", "text NULL"))
 #: With a paramstyle whose marker is not ``%``: the default (psycopg2's) doubles ``%``.
 _PG: Final[Any] = postgresql.dialect(  # type: ignore[no-untyped-call]
     paramstyle="named"
@@ -32,12 +44,48 @@ def quote_postgres(name: str) -> str:
     return str(_PG.quote_identifier(name))
 
 
+#: One value of a key column: an int for integer columns, else the server's text of it.
+KeyValue: TypeAlias = int | str
+#: A single integer key, or a key tuple (composite keys and non-integer single keys).
+Key: TypeAlias = int | tuple[KeyValue, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Watermark:
-    """The last (change stamp, primary key) copied; ``stamp`` is None for key-only tables."""
+    """The last (change stamp, primary key) copied; ``stamp`` is None for key-only tables.
 
-    key: int
+    ``key`` is an int for a single integer key (kept in ``last_key``), or a tuple of the
+    key's values in key order (kept as JSON in ``last_key_json``); a stamp watermark may
+    also hold one of the ``AFTER_EVERY_KEY`` / ``BEFORE_EVERY_KEY`` int sentinels.
+    """
+
+    key: Key
     stamp: str | None = None
+
+
+def describe_key(key: Key) -> str:
+    """A watermark's key for people: ``1234``, ``(12, 3)``, or ``end`` for the stamp
+    watermarks' "every row of this stamp is copied"."""
+    if isinstance(key, tuple):
+        return "(" + ", ".join(str(value) for value in key) + ")"
+    return "end" if key >= 2**63 - 1 else str(key)
+
+
+def key_columns_values(mark: Watermark | None) -> tuple[int | None, str | None]:
+    """``(last_key, last_key_json)`` for a state row."""
+    if mark is None:
+        return None, None
+    if isinstance(mark.key, tuple):
+        return None, json.dumps(list(mark.key))
+    return mark.key, None
+
+
+def _mark(last_key: Any, last_stamp: Any, last_key_json: Any) -> Watermark | None:
+    if last_key_json is not None:
+        return Watermark(key=tuple(json.loads(str(last_key_json))), stamp=last_stamp)
+    if last_key is not None:
+        return Watermark(key=int(last_key), stamp=last_stamp)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +99,11 @@ class TableState:
 
 
 def _state(row: Any) -> TableState:
-    mark = Watermark(key=int(row[2]), stamp=row[3]) if row[2] is not None else None
-    return TableState(strategy=str(row[1]), mark=mark, evidence=row[4])
+    """A state row read with ``SELECT *``: a table made by an earlier version (not yet
+    migrated) lacks the newer columns, which read as NULL."""
+    values = row._mapping
+    mark = _mark(values["last_key"], values["last_stamp"], values.get("last_key_json"))
+    return TableState(strategy=str(values["strategy"]), mark=mark, evidence=values.get("evidence"))
 
 
 class MySQLStateStore:
@@ -71,28 +122,29 @@ class MySQLStateStore:
             "last_key bigint NULL, "
             "rows_copied bigint NOT NULL DEFAULT 0, "
             "updated_at datetime NOT NULL, "
-            "evidence varchar(255) NULL"
+            "evidence varchar(255) NULL, "
+            "last_key_json text NULL"
             ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
         )
 
     async def migrate(self) -> None:
         """Bring a state table made by an earlier version up to date (once per run)."""
-        has_evidence = (
-            await self._manager.execute_with_retry(
-                "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
-                "AND TABLE_NAME = :t AND COLUMN_NAME = 'evidence'",
-                {"t": STATE_TABLE},
-            )
-        ).scalar()
-        if not has_evidence:
-            await self._manager.execute_with_retry(
-                f"ALTER TABLE {self._table} ADD COLUMN evidence varchar(255) NULL"
-            )
+        found = await self._manager.execute_with_retry(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME = :t",
+            {"t": STATE_TABLE},
+        )
+        present = {str(name).lower() for (name,) in found.fetchall()}
+        for column, kind in _ADDED_MYSQL_COLUMNS:
+            if column not in present:
+                await self._manager.execute_with_retry(
+                    f"ALTER TABLE {self._table} ADD COLUMN {column} {kind}"
+                )
 
     async def all(self) -> dict[str, TableState]:
         """Every table's state, in one statement."""
         result = await self._manager.execute_with_retry(
-            f"SELECT table_name, strategy, last_key, last_stamp, evidence FROM {self._table}"  # noqa: S608
+            f"SELECT * FROM {self._table}"  # noqa: S608
         )
         return {str(row[0]): _state(row) for row in result.fetchall()}
 
@@ -105,21 +157,20 @@ class MySQLStateStore:
     async def get(self, table: str) -> Watermark | None:
         row = (
             await self._manager.execute_with_retry(
-                f"SELECT last_key, last_stamp FROM {self._table} WHERE table_name = :t",  # noqa: S608
+                f"SELECT * FROM {self._table} WHERE table_name = :t",  # noqa: S608
                 {"t": table},
             )
         ).first()
-        if row is None or row[0] is None:
-            return None
-        return Watermark(key=int(row[0]), stamp=row[1])
+        return None if row is None else _state(row).mark
 
     async def save(self, table: str, strategy: str, watermark: Watermark | None, rows: int) -> None:
         await self._manager.execute_with_retry(
             f"INSERT INTO {self._table} "  # noqa: S608
-            "(table_name, strategy, last_stamp, last_key, rows_copied, updated_at) "
-            "VALUES (:t, :s, :stamp, :key, :rows, UTC_TIMESTAMP()) "
+            "(table_name, strategy, last_stamp, last_key, last_key_json, rows_copied, updated_at) "
+            "VALUES (:t, :s, :stamp, :key, :key_json, :rows, UTC_TIMESTAMP()) "
             "ON DUPLICATE KEY UPDATE strategy = VALUES(strategy), "
             "last_stamp = VALUES(last_stamp), last_key = VALUES(last_key), "
+            "last_key_json = VALUES(last_key_json), "
             "rows_copied = rows_copied + VALUES(rows_copied), updated_at = VALUES(updated_at)",
             _params(table, strategy, watermark, rows),
         )
@@ -143,7 +194,7 @@ class PostgresStateStore:
             f"CREATE TABLE IF NOT EXISTS {self.table} ("
             "table_name text PRIMARY KEY, strategy text NOT NULL, last_stamp text, "
             "last_key bigint, rows_copied bigint NOT NULL DEFAULT 0, "
-            "updated_at timestamptz NOT NULL DEFAULT now())"
+            "updated_at timestamptz NOT NULL DEFAULT now(), evidence text, last_key_json text)"
         )
 
     async def ensure(self, manager: ConnectionManager) -> None:
@@ -159,14 +210,14 @@ class PostgresStateStore:
         """Bring a state table made by an earlier version up to date (once per run, before
         tables run: ALTER TABLE locks the whole state table)."""
         await manager.execute_with_retry(
-            f"ALTER TABLE {for_text(self.table)} ADD COLUMN IF NOT EXISTS evidence text"
+            f"ALTER TABLE {for_text(self.table)} ADD COLUMN IF NOT EXISTS evidence text, "
+            "ADD COLUMN IF NOT EXISTS last_key_json text"
         )
 
     async def all(self, manager: ConnectionManager) -> dict[str, TableState]:
         """Every table's state, in one statement."""
         result = await manager.execute_with_retry(
-            "SELECT table_name, strategy, last_key, last_stamp, evidence "  # noqa: S608
-            f"FROM {for_text(self.table)}"
+            f"SELECT * FROM {for_text(self.table)}"  # noqa: S608
         )
         return {str(row[0]): _state(row) for row in result.fetchall()}
 
@@ -181,14 +232,11 @@ class PostgresStateStore:
     async def get(self, manager: ConnectionManager, table: str) -> Watermark | None:
         row = (
             await manager.execute_with_retry(
-                f"SELECT last_key, last_stamp FROM {for_text(self.table)} "  # noqa: S608
-                "WHERE table_name = :t",
+                f"SELECT * FROM {for_text(self.table)} WHERE table_name = :t",  # noqa: S608
                 {"t": table},
             )
         ).first()
-        if row is None or row[0] is None:
-            return None
-        return Watermark(key=int(row[0]), stamp=row[1])
+        return None if row is None else _state(row).mark
 
     async def save(
         self, manager: ConnectionManager, table: str, strategy: str, mark: Watermark | None
@@ -198,24 +246,27 @@ class PostgresStateStore:
         async def work(conn: Any) -> None:
             raw = await conn.get_raw_connection()
             await raw.driver_connection.execute(
-                self.save_sql(),
-                table,
-                strategy,
-                mark.stamp if mark else None,
-                mark.key if mark else None,
-                0,
+                self.save_sql(), *self.save_args(table, strategy, mark, 0)
             )
 
         await manager.run_with_retry(work)
 
+    @staticmethod
+    def save_args(table: str, strategy: str, mark: Watermark | None, rows: int) -> tuple[Any, ...]:
+        """The arguments of :meth:`save_sql`, in order."""
+        key, key_json = key_columns_values(mark)
+        return (table, strategy, mark.stamp if mark else None, key, rows, key_json)
+
     def save_sql(self) -> str:
-        """An asyncpg statement ($1…$5) that records a batch; run it in the batch's transaction."""
+        """An asyncpg statement ($1…$6, see :meth:`save_args`) that records a batch; run it
+        in the batch's transaction."""
         return (
             f"INSERT INTO {self.table} "  # noqa: S608
-            "(table_name, strategy, last_stamp, last_key, rows_copied, updated_at) "
-            "VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (table_name) DO UPDATE SET "
+            "(table_name, strategy, last_stamp, last_key, rows_copied, last_key_json, "
+            "updated_at) VALUES ($1, $2, $3, $4, $5, $6, now()) "
+            "ON CONFLICT (table_name) DO UPDATE SET "
             "strategy = EXCLUDED.strategy, last_stamp = EXCLUDED.last_stamp, "
-            "last_key = EXCLUDED.last_key, "
+            "last_key = EXCLUDED.last_key, last_key_json = EXCLUDED.last_key_json, "
             f"rows_copied = {self.table}.rows_copied + EXCLUDED.rows_copied, "
             "updated_at = EXCLUDED.updated_at"
         )
@@ -228,10 +279,12 @@ class PostgresStateStore:
 
 
 def _params(table: str, strategy: str, watermark: Watermark | None, rows: int) -> dict[str, Any]:
+    key, key_json = key_columns_values(watermark)
     return {
         "t": table,
         "s": strategy,
         "stamp": watermark.stamp if watermark else None,
-        "key": watermark.key if watermark else None,
+        "key": key,
+        "key_json": key_json,
         "rows": rows,
     }

@@ -129,36 +129,44 @@ class WarehouseWriter:
         manager: ConnectionManager,
         schema: str,
         columns: Sequence[Column],
-        key: str,
+        keys: Sequence[str],
         state: PostgresStateStore,
     ) -> None:
         self._manager = manager
         self._schema = schema
         self._columns = list(columns)
         self._names = [c.name for c in columns]
-        self._key = key
+        #: The primary key's columns in key order; empty for a table without one (copied
+        #: whole into a fresh table: never upserted).
+        self._keys = tuple(keys)
         self._state = state
 
     def on(self, manager: ConnectionManager) -> WarehouseWriter:
         """The same writer on another connection."""
-        return WarehouseWriter(manager, self._schema, self._columns, self._key, self._state)
+        return WarehouseWriter(manager, self._schema, self._columns, self._keys, self._state)
 
     def _qualified(self, table: str) -> str:
         return f"{quote_postgres(self._schema)}.{quote_postgres(table)}"
 
     def create_sql(self, table: str) -> str:
-        """DDL for ``table``: every column nullable (zero dates become NULL) but the key."""
+        """DDL for ``table``: every column nullable (zero dates become NULL) but the key's;
+        the source's primary key (a tuple for a composite key; none for a keyless table)."""
         columns = ", ".join(
             f"{quote_postgres(c.name)} {postgres_type(c)}"
-            + (" NOT NULL" if c.name == self._key else "")
+            + (" NOT NULL" if c.name in self._keys else "")
             for c in self._columns
         )
+        if not self._keys:
+            return f"CREATE TABLE {self._qualified(table)} ({columns})"
         # Named after the table: a reload's copy and the live table never collide.
         constraint = quote_postgres(f"{table}_pkey")
         return (
             f"CREATE TABLE {self._qualified(table)} ({columns}, "
-            f"CONSTRAINT {constraint} PRIMARY KEY ({quote_postgres(self._key)}))"
+            f"CONSTRAINT {constraint} PRIMARY KEY ({self._key_list()}))"
         )
+
+    def _key_list(self) -> str:
+        return ", ".join(quote_postgres(k) for k in self._keys)
 
     async def create(self, table: str) -> None:
         await self._manager.execute_with_retry(for_text(self.create_sql(table)))
@@ -173,14 +181,16 @@ class WarehouseWriter:
         updates = ", ".join(
             f"{quote_postgres(n)} = EXCLUDED.{quote_postgres(n)}"
             for n in self._names
-            if n != self._key
+            if n not in self._keys
         )
-        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-        return (
+        insert = (
             f"INSERT INTO {self._qualified(table)} ({names}) "  # noqa: S608
-            f"SELECT {names} FROM {quote_postgres(stage)} "
-            f"ON CONFLICT ({quote_postgres(self._key)}) {action}"
+            f"SELECT {names} FROM {quote_postgres(stage)}"
         )
+        if not self._keys:
+            return insert  # no key, nothing to conflict on (only ever loaded into a fresh table)
+        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        return f"{insert} ON CONFLICT ({self._key_list()}) {action}"
 
     async def load(
         self,
@@ -244,10 +254,11 @@ class WarehouseWriter:
                 await driver.execute(
                     f"ALTER TABLE {self._qualified(new)} RENAME TO {quote_postgres(table)}"
                 )
-                await driver.execute(
-                    f"ALTER TABLE {self._qualified(table)} RENAME CONSTRAINT "
-                    f"{quote_postgres(new + '_pkey')} TO {quote_postgres(table + '_pkey')}"
-                )
+                if self._keys:
+                    await driver.execute(
+                        f"ALTER TABLE {self._qualified(table)} RENAME CONSTRAINT "
+                        f"{quote_postgres(new + '_pkey')} TO {quote_postgres(table + '_pkey')}"
+                    )
                 await self._save(driver, record)
 
         await self._manager.run_with_retry(work)
@@ -256,10 +267,5 @@ class WarehouseWriter:
         """Record a batch's watermark on ``driver``, inside the caller's transaction."""
         name, strategy, mark, rows = record
         await driver.execute(
-            self._state.save_sql(),
-            name,
-            strategy,
-            mark.stamp if mark else None,
-            mark.key if mark else None,
-            rows,
+            self._state.save_sql(), *self._state.save_args(name, strategy, mark, rows)
         )

@@ -1,6 +1,6 @@
 """Keys from the source catalog at run time: a table listed without ``primary_key`` is
-copied on its source key; keyless and composite-key tables are refused before any row
-moves, with a message naming them."""
+copied on its source key, a composite one included; a table without a primary key is
+copied whole."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import text
 
-from aioetl import ConfigError, DictConfigProvider, Settings
+from aioetl import DictConfigProvider, Settings
 from aioetl.replication import ReplicationOptions, Replicator
 
 from .scratch import scratch
@@ -42,6 +42,8 @@ async def tables() -> AsyncIterator[dict[str, str]]:
                     "PRIMARY KEY (A, B))"
                 )
             )
+            await conn.execute(text(f"INSERT INTO `{names['none']}` VALUES ('x'), ('x')"))
+            await conn.execute(text(f"INSERT INTO `{names['pair']}` VALUES (1, 1), (1, 2), (2, 1)"))
         yield names
 
 
@@ -69,12 +71,11 @@ async def test_an_unconfigured_key_comes_from_the_source(tables: dict[str, str])
     assert replicator.last_plan is not None
 
 
-async def test_keyless_and_composite_tables_are_refused(tables: dict[str, str]) -> None:
-    replicator = await _replicator({tables["none"]: {}, tables["pair"]: {}})
-    with pytest.raises(ConfigError) as info:
-        await replicator.preflight()
-    message = str(info.value)
-    assert f"tables.{tables['none']}: the source table has no primary key" in message
-    assert f"tables.{tables['pair']} has a composite primary key ['A', 'B']" in message
-    with pytest.raises(ConfigError):
-        await replicator.run()
+async def test_keyless_and_composite_tables_are_copied(tables: dict[str, str]) -> None:
+    replicator = await _replicator({tables["none"]: {}, tables["pair"]: {"batch_size": 1}})
+    await replicator.preflight()
+    results = {r.table: r for r in await replicator.run()}
+    assert all(r.ok for r in results.values())
+    assert results[tables["none"]].strategy == "full"
+    assert [leg.rows for leg in results[tables["none"]].legs] == [2, 2]
+    assert [leg.rows for leg in results[tables["pair"]].legs] == [3, 3]
