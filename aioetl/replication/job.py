@@ -24,7 +24,7 @@ from aioetl.core.manager import ConnectionManager
 from aioetl.core.watchdog import Watchdog, beat
 from aioetl.errors import AioEtlError, ReplicationError
 from aioetl.replication.catalog import MySQLTable, mysql_table, postgres_columns
-from aioetl.replication.columns import ZeroDates
+from aioetl.replication.columns import LOADED_AT_COLUMN, ZeroDates
 from aioetl.replication.drift import check_drift
 from aioetl.replication.flow import finish_despite_cancel, pipelined, together
 from aioetl.replication.history import RunRecorder
@@ -352,7 +352,14 @@ class Replicator:
             if existing is not None and not full:
                 check_drift(name, table.columns, existing)
             sink = WarehouseSink(
-                dst, schema, table, key, config["extraction_strategy"], exists=existing is not None
+                dst,
+                schema,
+                table,
+                key,
+                config["extraction_strategy"],
+                exists=existing is not None,
+                # The catalog read above tells whether the table predates the column.
+                stamped=existing is None or any(c.name == LOADED_AT_COLUMN for c in existing),
             )
 
             @contextlib.asynccontextmanager

@@ -117,11 +117,14 @@ class WarehouseSink:
         strategy: str,
         *,
         exists: bool,
+        stamped: bool = True,
     ) -> None:
         self._manager = manager
         self._name = source.name
         self._strategy = strategy
         self._exists = exists
+        # False: an existing table from before _aioetl_loaded_at; ensure() adds it.
+        self._stamped = stamped
         self._store = PostgresStateStore(schema)
         self._writer = WarehouseWriter(manager, schema, source.columns, key, self._store)
         # Appending (plain COPY) is only safe into a table that was empty; any clash
@@ -135,6 +138,7 @@ class WarehouseSink:
         other._name = self._name
         other._strategy = self._strategy
         other._exists = self._exists
+        other._stamped = self._stamped
         other._store = self._store
         other._writer = self._writer.on(manager)
         other._upsert = self._upsert
@@ -147,6 +151,9 @@ class WarehouseSink:
             await self._store.reset(self._manager, self._name)
             self._exists = True
             self._upsert = False
+        elif not self._stamped:
+            await self._writer.add_loaded_at(self._name)
+        self._stamped = True
 
     async def watermark(self) -> Watermark | None:
         return await self._store.get(self._manager, self._name)
@@ -172,3 +179,4 @@ class WarehouseSink:
     async def finish_full(self, into: str, mark: Watermark | None) -> None:
         await self._writer.swap(self._name, (self._name, self._strategy, mark, 0))
         self._exists = True
+        self._stamped = True

@@ -25,7 +25,7 @@ from aioetl.core.infile import LocalFileOffer, offer_local_file
 from aioetl.core.manager import ConnectionManager
 from aioetl.core.scrub import scrub_values
 from aioetl.errors import ReplicationError
-from aioetl.replication.columns import Column, postgres_type
+from aioetl.replication.columns import LOADED_AT_COLUMN, LOADED_AT_TYPE, Column, postgres_type
 from aioetl.replication.ddl import single_create_table
 from aioetl.replication.rendering import (
     LOAD_DATA_FORMAT,
@@ -108,6 +108,11 @@ async def _feed(body: bytes) -> AsyncIterator[bytes]:
 class WarehouseWriter:
     """Writes pages into PostgreSQL with COPY CSV (asyncpg, raw connection), upserting through a
     temporary staging table, and records the watermark in the same transaction.
+
+    Every table has a ``_aioetl_loaded_at`` column: the write transaction's ``now()`` for
+    each row inserted, or updated with values that differ from the ones it held. A row
+    re-read unchanged (a look-back window, a retried page) keeps its time — and is not
+    rewritten at all.
     """
 
     def __init__(
@@ -133,7 +138,8 @@ class WarehouseWriter:
         return f"{quote_postgres(self._schema)}.{quote_postgres(table)}"
 
     def create_sql(self, table: str) -> str:
-        """DDL for ``table``: every column nullable (zero dates become NULL) but the key."""
+        """DDL for ``table``: every column nullable (zero dates become NULL) but the key, and
+        ``_aioetl_loaded_at`` last (its default stamps rows a plain COPY appends)."""
         columns = ", ".join(
             f"{quote_postgres(c.name)} {postgres_type(c)}"
             + (" NOT NULL" if c.name == self._key else "")
@@ -143,8 +149,19 @@ class WarehouseWriter:
         constraint = quote_postgres(f"{table}_pkey")
         return (
             f"CREATE TABLE {self._qualified(table)} ({columns}, "
+            f"{quote_postgres(LOADED_AT_COLUMN)} {LOADED_AT_TYPE}, "
             f"CONSTRAINT {constraint} PRIMARY KEY ({quote_postgres(self._key)}))"
         )
+
+    def add_loaded_at_sql(self, table: str) -> str:
+        """Gives a table created before ``_aioetl_loaded_at`` existed its column."""
+        return (
+            f"ALTER TABLE {self._qualified(table)} ADD COLUMN IF NOT EXISTS "
+            f"{quote_postgres(LOADED_AT_COLUMN)} {LOADED_AT_TYPE}"
+        )
+
+    async def add_loaded_at(self, table: str) -> None:
+        await self._manager.execute_with_retry(for_text(self.add_loaded_at_sql(table)))
 
     async def create(self, table: str) -> None:
         await self._manager.execute_with_retry(for_text(self.create_sql(table)))
@@ -156,15 +173,23 @@ class WarehouseWriter:
 
     def _upsert_sql(self, table: str, stage: str) -> str:
         names = ", ".join(quote_postgres(n) for n in self._names)
-        updates = ", ".join(
-            f"{quote_postgres(n)} = EXCLUDED.{quote_postgres(n)}"
-            for n in self._names
-            if n != self._key
-        )
-        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        others = [quote_postgres(n) for n in self._names if n != self._key]
+        stamp = quote_postgres(LOADED_AT_COLUMN)
+        if others:
+            updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in others)
+            # Only rows whose values changed are rewritten (and re-stamped): a re-read
+            # row costs no new tuple version and keeps its loaded-at time.
+            old = ", ".join(f"target.{n}" for n in others)
+            new = ", ".join(f"EXCLUDED.{n}" for n in others)
+            action = (
+                f"DO UPDATE SET {updates}, {stamp} = now() "
+                f"WHERE ROW({old}) IS DISTINCT FROM ROW({new})"
+            )
+        else:
+            action = "DO NOTHING"
         return (
-            f"INSERT INTO {self._qualified(table)} ({names}) "  # noqa: S608
-            f"SELECT {names} FROM {quote_postgres(stage)} "
+            f"INSERT INTO {self._qualified(table)} AS target ({names}, {stamp}) "  # noqa: S608
+            f"SELECT {names}, now() FROM {quote_postgres(stage)} "
             f"ON CONFLICT ({quote_postgres(self._key)}) {action}"
         )
 
