@@ -444,19 +444,35 @@ def demo_data(
 @click.option("--include", multiple=True, metavar="GLOB", help="Only tables matching (repeat).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Leave matching tables out.")
 @click.option("--check", is_flag=True, help="Report differences with tables.yml; write nothing.")
+@click.option(
+    "--dbt-sources",
+    "dbt_sources",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    metavar="PATH",
+    help="Also write a dbt sources.yml for the raw schema (the tables of tables.yml).",
+)
 def discover(
     environment: str | None,
     output: str | None,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     check: bool,
+    dbt_sources: str | None,
 ) -> None:
     """Write tables.yml for every table of the source, keeping your edits to it."""
     from aioetl.cli.discovering import run_discover
 
+    if check and dbt_sources:
+        raise click.UsageError("--dbt-sources writes a file: it cannot go with --check")
     code = _run(
         run_discover(
-            environment=environment, output=output, include=include, exclude=exclude, check=check
+            environment=environment,
+            output=output,
+            include=include,
+            exclude=exclude,
+            check=check,
+            dbt_path=dbt_sources,
         )
     )
     if code:
