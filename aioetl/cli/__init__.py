@@ -157,10 +157,22 @@ def _environment_option(function: Callable[..., Any]) -> Callable[..., Any]:
     help="json: one object per line (ts, level, logger, event, table, leg, rows, seconds, "
     "error), for log shippers.",
 )
+@click.option(
+    "--config-dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="The folder holding pipeline.yml and tables.yml (default: $AIOETL_CONFIG_DIR, "
+    "else ./config, else the packaged defaults).",
+)
 @click.version_option(package_name="aioetl")
-def cli(log_level: str | None, log_format: str) -> None:
+def cli(log_level: str | None, log_format: str, config_dir: str | None) -> None:
     """aioetl: OpenDental source → MySQL replica → PostgreSQL warehouse."""
     from aioetl.cli.logs import configure_logging
+    from aioetl.config.providers import CONFIG_DIR_VARIABLE
+
+    if config_dir is not None:
+        # Every command reads its settings through FileConfigProvider, which reads this.
+        os.environ[CONFIG_DIR_VARIABLE] = config_dir
 
     level = log_level or ("WARNING" if sys.stderr.isatty() else "INFO")
     configure_logging(logging.getLevelName(level.upper()), json_lines=log_format == "json")

@@ -20,7 +20,7 @@ import click
 
 from aioetl.config._resolve import check_tables
 from aioetl.config._yaml import parse_yaml
-from aioetl.config.providers import FileConfigProvider
+from aioetl.config.providers import CONFIG_DIR_VARIABLE, FileConfigProvider
 from aioetl.config.settings import DatabaseType, PostgresSchema, Settings
 from aioetl.core.factory import ConnectionFactory
 from aioetl.core.manager import ConnectionManager
@@ -95,6 +95,12 @@ async def run_discover(
     tables.yml just written (:mod:`aioetl.replication.dbt`).
     """
     provider = _WithoutTables()
+    if output is None and provider.packaged and not check:
+        # Never write into the installed package.
+        raise ConfigError(
+            "no configuration folder to write tables.yml into: pass --output PATH, "
+            f"or set {CONFIG_DIR_VARIABLE} (or --config-dir), or create ./config"
+        )
     settings = await Settings.load(environment, provider)
     path = Path(output) if output else provider.config_dir / "tables.yml"
     existing, comments = await asyncio.to_thread(_read_existing, path)
