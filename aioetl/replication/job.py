@@ -34,6 +34,7 @@ from aioetl.replication.pages import GROUP_CONCAT_SESSION, KeyRangeReader, Page,
 from aioetl.replication.plan import Action, Plan, TablePlan, make_plan
 from aioetl.replication.preflight import preflight
 from aioetl.replication.reconcile import reconcile_mysql, reconcile_postgres
+from aioetl.replication.reread import rows_through
 from aioetl.replication.results import LegResult, ProgressListener, QuietProgress, TableResult
 from aioetl.replication.sinks import ReplicaSink, Sink, WarehouseSink
 from aioetl.replication.state import MySQLStateStore, PostgresStateStore, Watermark
@@ -422,6 +423,8 @@ class Replicator:
         self.listener.started(name, leg.leg, table.rows)
         last: list[Watermark | None] = [None]
         highest: list[int | None] = [None]  # the highest key written, whatever the pass
+        # A reload of a table already copied re-reads every row (see LegResult.reread).
+        reread_all = full and sink.exists
 
         def writer(
             into: str, *, record: bool, to: Sink | None = None
@@ -430,6 +433,8 @@ class Replicator:
 
             async def write(page: Page) -> None:
                 await target.write(into, page, record=record)
+                if reread_all:
+                    leg.reread += page.rows
                 if record:
                     last[0] = page.last
                 if page.last is not None and (highest[0] is None or page.last.key > highest[0]):
@@ -500,7 +505,15 @@ class Replicator:
         else:
             since = _lookback(mark.stamp, config["lookback_days"])
             pages = changes.pages(None, since=since) if since else changes.pages(mark)
+            assert stamp is not None  # a StampReader exists
+            window = (
+                await rows_through(src, name, key=key, stamp=stamp, since=since, mark=mark)
+                if since
+                else 0
+            )
+            before = leg.rows
             await pipelined(pages, writer(name, record=True))
+            leg.reread += min(window, leg.rows - before)
         if mark is None and last[0] is None:
             # An empty table: its state row says "copied", so the planner can probe it.
             await sink.save_watermark(None)

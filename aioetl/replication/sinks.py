@@ -24,6 +24,10 @@ class Sink(Protocol):
 
     target: Target
 
+    @property
+    def exists(self) -> bool:
+        """Whether the table is in the target (copied before)."""
+
     async def ensure(self) -> None:
         """Create the table if it is missing (forgetting any stale watermark)."""
 
@@ -65,6 +69,10 @@ class ReplicaSink:
         self._exists = exists
         self._writer = ReplicaWriter(manager, source.columns)
         self._store = MySQLStateStore(manager)
+
+    @property
+    def exists(self) -> bool:
+        return self._exists
 
     async def ensure(self) -> None:
         await self._store.ensure()
@@ -143,6 +151,10 @@ class WarehouseSink:
         other._writer = self._writer.on(manager)
         other._upsert = self._upsert
         return other
+
+    @property
+    def exists(self) -> bool:
+        return self._exists
 
     async def ensure(self) -> None:
         await self._store.ensure(self._manager)

@@ -1,6 +1,7 @@
 """``_aioetl_loaded_at`` in the warehouse, on the real servers: set when a row is written
 (inserted or changed), kept when a row is re-read unchanged, set by a full reload, and
-added to a table created before the column existed."""
+added to a table created before the column existed. The same runs split their rows into
+new or changed and re-read, in the results and the run history."""
 
 from __future__ import annotations
 
@@ -77,6 +78,16 @@ async def _run(stamped: str, whole: str, *, full: bool = False) -> list[TableRes
     return results
 
 
+def _split(results: list[TableResult]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(new or changed, re-read) per table and leg that copied anything."""
+    return {
+        (result.table, leg.leg): (leg.new_rows, leg.reread)
+        for result in results
+        for leg in result.legs
+        if not leg.unchanged
+    }
+
+
 async def _loaded(engine: AsyncEngine, table: str) -> dict[int, dt.datetime]:
     async with engine.connect() as conn:
         rows = (
@@ -89,7 +100,14 @@ async def test_rows_are_stamped_when_written_and_only_changed_rows_advance(
     tables: tuple[str, str, AsyncEngine], aioetl_analytics_engine: AsyncEngine
 ) -> None:
     stamped, whole, source = tables
-    await _run(stamped, whole)
+    results = await _run(stamped, whole)
+    # A first copy: every row is new, in both targets.
+    assert _split(results) == {
+        (stamped, "replica"): (3, 0),
+        (stamped, "warehouse"): (3, 0),
+        (whole, "replica"): (3, 0),
+        (whole, "warehouse"): (3, 0),
+    }
     first = await _loaded(aioetl_analytics_engine, stamped)
     assert sorted(first) == [1, 2, 3]
     assert all(value is not None and value.tzinfo is not None for value in first.values())
@@ -105,7 +123,9 @@ async def test_rows_are_stamped_when_written_and_only_changed_rows_advance(
         await conn.execute(
             text(f"INSERT INTO `{stamped}` (Note, DateTStamp) VALUES ('d', '2026-01-01 10:05')")
         )
-    await _run(stamped, whole)
+    results = await _run(stamped, whole)
+    # The look-back window read four rows: rows 1 and 3 again, row 2 changed, row 4 new.
+    assert _split(results) == {(stamped, "replica"): (2, 2), (stamped, "warehouse"): (2, 2)}
     second = await _loaded(aioetl_analytics_engine, stamped)
     # The look-back window re-read rows 1 and 3 unchanged: not rewritten, same time.
     assert second[1] == first[1] and second[3] == first[3]
@@ -114,7 +134,32 @@ async def test_rows_are_stamped_when_written_and_only_changed_rows_advance(
 
     # A full reload writes every row again.
     whole_before = await _loaded(aioetl_analytics_engine, whole)
-    await _run(stamped, whole, full=True)
+    results = await _run(stamped, whole, full=True)
+    # A reload of tables already copied re-reads every row.
+    assert _split(results) == {
+        (stamped, "replica"): (0, 4),
+        (stamped, "warehouse"): (0, 4),
+        (whole, "replica"): (0, 3),
+        (whole, "warehouse"): (0, 3),
+    }
+    async with aioetl_analytics_engine.connect() as conn:
+        recorded = (
+            await conn.execute(
+                text(
+                    "SELECT leg, rows_copied, rows_reread FROM raw._aioetl_table_runs "
+                    "WHERE table_name = :t ORDER BY finished_at, leg"
+                ),
+                {"t": stamped},
+            )
+        ).all()
+    assert [tuple(r) for r in recorded] == [
+        ("replica", 3, 0),
+        ("warehouse", 3, 0),
+        ("replica", 4, 2),
+        ("warehouse", 4, 2),
+        ("replica", 4, 4),
+        ("warehouse", 4, 4),
+    ]
     reloaded = await _loaded(aioetl_analytics_engine, stamped)
     assert sorted(reloaded) == [1, 2, 3, 4]
     assert all(reloaded[n] > second[n] for n in reloaded)
