@@ -125,7 +125,9 @@ async def test_rows_are_stamped_when_written_and_only_changed_rows_advance(
         )
     results = await _run(stamped, whole)
     # The look-back window read four rows: rows 1 and 3 again, row 2 changed, row 4 new.
-    assert _split(results) == {(stamped, "replica"): (2, 2), (stamped, "warehouse"): (2, 2)}
+    # (The whole table may be reloaded again: written within the plan's 2 s evidence rule.)
+    split = {where: rows for where, rows in _split(results).items() if where[0] == stamped}
+    assert split == {(stamped, "replica"): (2, 2), (stamped, "warehouse"): (2, 2)}
     second = await _loaded(aioetl_analytics_engine, stamped)
     # The look-back window re-read rows 1 and 3 unchanged: not rewritten, same time.
     assert second[1] == first[1] and second[3] == first[3]
