@@ -3,16 +3,27 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 ENV_FILE := .aioetl/local.env
+# dbt for tests/integration/test_dbt_sources.py, in a venv of its own: dbt-core pins
+# pathspec<1.1, which would downgrade mypy in the project's venv.
+DBT_VENV ?= .venv-dbt
 WITH_ENV := set -a && . ./$(ENV_FILE) && set +a &&
 
 .PHONY: install services test unit lint demo bench soak clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(DBT_VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	bash .ci/venv.sh $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,dev,asyncmy,bench]'
+	touch $@
+
+# dbt-core 1.12 needs dbt-core-experimental-parser, whose sdist downloads a binary from
+# GitHub while it builds (fails offline): 1.11 is the newest that installs from the
+# registry alone.
+$(DBT_VENV)/.installed:
+	bash .ci/venv.sh $(DBT_VENV)
+	$(DBT_VENV)/bin/pip install --quiet 'dbt-core>=1.10,<1.12' 'dbt-postgres>=1.9,<1.12'
 	touch $@
 
 services: install
@@ -57,4 +68,4 @@ demo: services
 	@echo "  aioetl discover --check      # tables.yml against the source catalog"
 
 clean:
-	rm -rf $(VENV) .aioetl .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DBT_VENV) .aioetl .pytest_cache .mypy_cache .ruff_cache

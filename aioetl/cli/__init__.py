@@ -158,10 +158,22 @@ def _environment_option(function: Callable[..., Any]) -> Callable[..., Any]:
     help="json: one object per line (ts, level, logger, event, table, leg, rows, seconds, "
     "error), for log shippers.",
 )
+@click.option(
+    "--config-dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="The folder holding pipeline.yml and tables.yml (default: $AIOETL_CONFIG_DIR, "
+    "else ./config, else the packaged defaults).",
+)
 @click.version_option(package_name="aioetl")
-def cli(log_level: str | None, log_format: str) -> None:
+def cli(log_level: str | None, log_format: str, config_dir: str | None) -> None:
     """aioetl: OpenDental source → MySQL replica → PostgreSQL warehouse."""
     from aioetl.cli.logs import configure_logging
+    from aioetl.config.providers import CONFIG_DIR_VARIABLE
+
+    if config_dir is not None:
+        # Every command reads its settings through FileConfigProvider, which reads this.
+        os.environ[CONFIG_DIR_VARIABLE] = config_dir
 
     level = log_level or ("WARNING" if sys.stderr.isatty() else "INFO")
     configure_logging(logging.getLevelName(level.upper()), json_lines=log_format == "json")
@@ -514,19 +526,35 @@ def demo_data(
 @click.option("--include", multiple=True, metavar="GLOB", help="Only tables matching (repeat).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Leave matching tables out.")
 @click.option("--check", is_flag=True, help="Report differences with tables.yml; write nothing.")
+@click.option(
+    "--dbt-sources",
+    "dbt_sources",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    metavar="PATH",
+    help="Also write a dbt sources.yml for the raw schema (the tables of tables.yml).",
+)
 def discover(
     environment: str | None,
     output: str | None,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     check: bool,
+    dbt_sources: str | None,
 ) -> None:
     """Write tables.yml for every table of the source, keeping your edits to it."""
     from aioetl.cli.discovering import run_discover
 
+    if check and dbt_sources:
+        raise click.UsageError("--dbt-sources writes a file: it cannot go with --check")
     code = _run(
         run_discover(
-            environment=environment, output=output, include=include, exclude=exclude, check=check
+            environment=environment,
+            output=output,
+            include=include,
+            exclude=exclude,
+            check=check,
+            dbt_path=dbt_sources,
         )
     )
     if code:

@@ -20,12 +20,13 @@ import click
 
 from aioetl.config._resolve import check_tables
 from aioetl.config._yaml import parse_yaml
-from aioetl.config.providers import FileConfigProvider
-from aioetl.config.settings import DatabaseType, Settings
+from aioetl.config.providers import CONFIG_DIR_VARIABLE, FileConfigProvider
+from aioetl.config.settings import DatabaseType, PostgresSchema, Settings
 from aioetl.core.factory import ConnectionFactory
 from aioetl.core.manager import ConnectionManager
 from aioetl.errors import ConfigError
 from aioetl.replication.catalog_batch import read_source_catalog
+from aioetl.replication.dbt import DBT_SOURCE_NAME, dbt_sources
 from aioetl.replication.discover import differences, discover, render
 from aioetl.replication.tables_text import Comments, read_comments
 
@@ -86,9 +87,20 @@ async def run_discover(
     include: Sequence[str],
     exclude: Sequence[str],
     check: bool,
+    dbt_path: str | None = None,
 ) -> int:
-    """Discover (or ``check``) and return the exit code: 1 when --check finds differences."""
+    """Discover (or ``check``) and return the exit code: 1 when --check finds differences.
+
+    With ``dbt_path``, also write a dbt ``sources.yml`` there for the tables of the
+    tables.yml just written (:mod:`aioetl.replication.dbt`).
+    """
     provider = _WithoutTables()
+    if output is None and provider.packaged and not check:
+        # Never write into the installed package.
+        raise ConfigError(
+            "no configuration folder to write tables.yml into: pass --output PATH, "
+            f"or set {CONFIG_DIR_VARIABLE} (or --config-dir), or create ./config"
+        )
     settings = await Settings.load(environment, provider)
     path = Path(output) if output else provider.config_dir / "tables.yml"
     existing, comments = await asyncio.to_thread(_read_existing, path)
@@ -119,7 +131,14 @@ async def run_discover(
         click.echo(f"{path} matches the source database {database!r} ({len(found.entries)} tables)")
         return 0
     text = render(found)
-    check_tables(parse_yaml(text, str(path)), str(path))  # never write a file that won't load
+    # Never write a file that won't load; the dbt sources describe what it resolves to.
+    resolved = check_tables(parse_yaml(text, str(path)), str(path))
+    sources = None
+    if dbt_path is not None:
+        warehouse = settings.get_analytics_connection_config(PostgresSchema.RAW)
+        sources = dbt_sources(
+            resolved, database=str(warehouse["database"]), schema=PostgresSchema.RAW.value
+        )
     await asyncio.to_thread(_write_atomically, path, text)
     for name in found.vanished:
         click.echo(f"removed {name}: no longer a table in the source database", err=True)
@@ -129,4 +148,7 @@ async def run_discover(
         f"{len(found.kept)} already listed, edits kept, {len(found.vanished)} removed); "
         f"{left_out} left out (views, scratch, excluded: see the file's header)"
     )
+    if dbt_path is not None and sources is not None:
+        await asyncio.to_thread(_write_atomically, Path(dbt_path), sources)
+        click.echo(f"wrote {dbt_path}: dbt source {DBT_SOURCE_NAME!r}, {len(resolved)} tables")
     return 0

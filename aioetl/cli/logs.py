@@ -34,13 +34,14 @@ _POOL_NOISE: Final = (
 
 #: Keys of ``--log-format json`` besides ts, level, logger and event: set by aioetl's
 #: records through ``extra=`` (a table's progress and outcome), absent otherwise.
-LOG_FIELDS: Final = ("table", "leg", "rows", "seconds", "error")
+LOG_FIELDS: Final = ("table", "leg", "rows", "new_rows", "reread_rows", "seconds", "error")
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, for log shippers: ``ts`` (UTC, ISO 8601), ``level``,
     ``logger``, ``event`` (the message) and, where a record has them, ``table``, ``leg``,
-    ``rows``, ``seconds`` and ``error``. A record's traceback never appears: an
+    ``rows`` (with ``new_rows`` and ``reread_rows`` when a leg finishes), ``seconds`` and
+    ``error``. A record's traceback never appears: an
     exception adds only its type, as ``error`` when the record has none."""
 
     def format(self, record: logging.LogRecord) -> str:

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Sequence
 from types import TracebackType
+from typing import Final
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -90,6 +91,28 @@ def _status(leg: LegResult) -> str:
     return "[dim]unchanged[/]" if leg.unchanged else "[green]ok[/]"
 
 
+#: The summary's columns before ``status``: rows are split into those new or changed since
+#: the previous run and those re-read (a look-back window, a reload of a copied table).
+SUMMARY_COLUMNS: Final = (
+    "table",
+    "strategy",
+    "target",
+    "new/changed",
+    "re-read",
+    "deleted",
+    "seconds",
+    "rows/s",
+)
+
+
+def rows_line(legs: Sequence[LegResult]) -> str:
+    """``412 new or changed, 9,580 re-read, 3 deleted`` over ``legs``."""
+    new = sum(leg.new_rows for leg in legs)
+    reread = sum(leg.reread for leg in legs)
+    deleted = sum(leg.deleted for leg in legs)
+    return f"{new:,} new or changed, {reread:,} re-read, {deleted:,} deleted"
+
+
 def summary_table(
     results: Sequence[TableResult],
     seconds: float,
@@ -109,8 +132,9 @@ def summary_table(
             f" — interrupted by {interrupted_by}: {done} done, {failed} failed, "
             f"{cut} interrupted, {len(not_started)} not started"
         )
-    table = Table(title=title)
-    for column in ("table", "strategy", "target", "rows", "deleted", "seconds", "rows/s"):
+    legs = [leg for result in results for leg in result.legs]
+    table = Table(title=title, caption=rows_line(legs))
+    for column in SUMMARY_COLUMNS:
         table.add_column(column, justify="left" if column in {"table", "strategy"} else "right")
     table.add_column("status")
     quiet = [] if verbose else [r for r in results if r.unchanged]
@@ -122,7 +146,8 @@ def summary_table(
                 result.table,
                 result.strategy,
                 leg.leg,
-                f"{leg.rows:,}",
+                f"{leg.new_rows:,}",
+                f"{leg.reread:,}",
                 f"{leg.deleted:,}",
                 f"{leg.seconds:.1f}",
                 f"{leg.rows_per_second:,.0f}",
@@ -130,9 +155,10 @@ def summary_table(
             )
     if quiet:
         plural = "s" if len(quiet) != 1 else ""
-        table.add_row(f"{len(quiet)} table{plural}", "", "", "", "", "", "", "[dim]unchanged[/]")
+        blank = [""] * (len(SUMMARY_COLUMNS) - 1)
+        table.add_row(f"{len(quiet)} table{plural}", *blank, "[dim]unchanged[/]")
     for name in not_started:
-        table.add_row(name, "", "", "", "", "", "", "[dim]not started[/]")
+        table.add_row(name, *[""] * (len(SUMMARY_COLUMNS) - 1), "[dim]not started[/]")
     return table
 
 
@@ -214,6 +240,8 @@ def _fields(table: str, leg: LegResult) -> dict[str, object]:
         "table": table,
         "leg": leg.leg,
         "rows": leg.rows,
+        "new_rows": leg.new_rows,
+        "reread_rows": leg.reread,
         "seconds": round(leg.seconds, 3),
         "error": leg.error,
     }
@@ -262,12 +290,14 @@ class LogProgress:
             )
         elif leg.error is None:
             logger.info(
-                "%s → %s: %d rows in %.1f s (%.0f rows/s)",
+                "%s → %s: %d rows in %.1f s (%.0f rows/s; %d new or changed, %d re-read)",
                 table,
                 leg.leg,
                 leg.rows,
                 leg.seconds,
                 leg.rows_per_second,
+                leg.new_rows,
+                leg.reread,
                 extra=_fields(table, leg),
             )
         else:

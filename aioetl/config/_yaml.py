@@ -67,8 +67,8 @@ def read_yaml_file(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            f"{path}: file not found. Set AIOETL_CONFIG_DIR to the folder holding "
-            "pipeline.yml and tables.yml, or run from the project root."
+            f"{path}: file not found. Set AIOETL_CONFIG_DIR (or --config-dir) to the folder "
+            "holding pipeline.yml and tables.yml."
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read ({exc})") from None

@@ -13,14 +13,48 @@ from typing import Any, Final
 from aioetl.config._yaml import LocatedDict, read_yaml_file
 from aioetl.errors import ConfigError
 
-__all__ = ["CONFIG_TYPES", "ConfigProvider", "DictConfigProvider", "FileConfigProvider"]
+__all__ = [
+    "CONFIG_DIR_VARIABLE",
+    "CONFIG_TYPES",
+    "PACKAGED_CONFIG_DIR",
+    "ConfigProvider",
+    "DictConfigProvider",
+    "FileConfigProvider",
+    "find_config_dir",
+]
 
 #: The kinds of configuration a provider serves.
 CONFIG_TYPES: Final = ("pipeline", "tables", "env")
 
 #: Environment variable naming the folder with ``pipeline.yml`` and ``tables.yml``.
 CONFIG_DIR_VARIABLE: Final = "AIOETL_CONFIG_DIR"
+#: The folder used when it exists in the working directory (a project's own config).
 DEFAULT_CONFIG_DIR: Final = "config"
+#: The defaults shipped inside the package (copies of the repository's config/: a unit
+#: test keeps them equal), used when nothing else names a folder.
+PACKAGED_CONFIG_DIR: Final = Path(__file__).resolve().parent / "defaults"
+
+
+def find_config_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The configuration folder: ``explicit``, else ``$AIOETL_CONFIG_DIR``, else ``./config``
+    if it is a folder, else the packaged defaults (:data:`PACKAGED_CONFIG_DIR`).
+
+    A variable naming no folder is a ConfigError naming the variable: a typo must not
+    silently fall back to the defaults.
+    """
+    if explicit is not None:
+        return Path(explicit)
+    named = os.environ.get(CONFIG_DIR_VARIABLE, "").strip()
+    if named:
+        if not Path(named).is_dir():
+            raise ConfigError(
+                f"{CONFIG_DIR_VARIABLE}={named}: no such directory (it must name the folder "
+                "holding pipeline.yml and tables.yml)"
+            )
+        return Path(named)
+    if Path(DEFAULT_CONFIG_DIR).is_dir():
+        return Path(DEFAULT_CONFIG_DIR)
+    return PACKAGED_CONFIG_DIR
 
 
 def _check_type(config_type: str) -> None:
@@ -48,14 +82,18 @@ class ConfigProvider(abc.ABC):
 class FileConfigProvider(ConfigProvider):
     """Reads ``pipeline.yml`` and ``tables.yml`` from a folder and snapshots ``os.environ``.
 
-    Files are read in a worker thread, so the event loop never blocks on disk. A missing
-    or malformed file raises ConfigError with the path and line; nothing becomes ``{}``.
+    The folder is ``config_dir``, else :func:`find_config_dir`'s choice. Files are read in
+    a worker thread, so the event loop never blocks on disk. A missing or malformed file
+    raises ConfigError with the path and line; nothing becomes ``{}``.
     """
 
     def __init__(self, config_dir: str | os.PathLike[str] | None = None) -> None:
-        if config_dir is None:
-            config_dir = os.environ.get(CONFIG_DIR_VARIABLE) or DEFAULT_CONFIG_DIR
-        self.config_dir = Path(config_dir)
+        self.config_dir = find_config_dir(config_dir)
+
+    @property
+    def packaged(self) -> bool:
+        """Whether the files are the defaults shipped in the package (not the user's)."""
+        return self.config_dir.resolve() == PACKAGED_CONFIG_DIR
 
     def __repr__(self) -> str:
         return f"FileConfigProvider(config_dir={str(self.config_dir)!r})"

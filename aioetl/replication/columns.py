@@ -38,7 +38,26 @@ import enum
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["Column", "ZeroDates", "postgres_type"]
+__all__ = [
+    "AIOETL_COLUMN_PREFIX",
+    "LOADED_AT_COLUMN",
+    "LOADED_AT_TYPE",
+    "Column",
+    "ZeroDates",
+    "is_aioetl_column",
+    "postgres_type",
+]
+
+#: Columns aioetl adds to warehouse tables start with this; they have no source column,
+#: so whatever compares a warehouse table with its source skips them.
+AIOETL_COLUMN_PREFIX: Final = "_aioetl_"
+#: When the row was last written (inserted, or updated with other values): the write
+#: transaction's ``now()``. dbt's ``loaded_at_field``.
+LOADED_AT_COLUMN: Final = "_aioetl_loaded_at"
+#: Its definition. ``now()`` is stable, so adding the column to an existing table is a
+#: catalog change (PostgreSQL 11+): no rewrite, and the rows already there get the
+#: time of that ALTER.
+LOADED_AT_TYPE: Final = "timestamptz NOT NULL DEFAULT now()"
 
 
 class ZeroDates(enum.StrEnum):
@@ -94,6 +113,11 @@ class Column:
     @property
     def is_date(self) -> bool:
         return self.data_type in DATE_TYPES
+
+
+def is_aioetl_column(name: str) -> bool:
+    """Whether ``name`` is a column aioetl adds itself (no source column matches it)."""
+    return name.lower().startswith(AIOETL_COLUMN_PREFIX)
 
 
 def postgres_type(column: Column) -> str:

@@ -15,7 +15,7 @@ from typing import Final
 
 from aioetl.errors import ReplicationError
 from aioetl.replication.catalog import PostgresColumn
-from aioetl.replication.columns import Column, postgres_type
+from aioetl.replication.columns import Column, is_aioetl_column, postgres_type
 
 __all__ = ["check_drift", "mysql_type", "normalize_type", "warehouse_type"]
 
@@ -52,10 +52,17 @@ def check_drift(
     name: str, source: Sequence[Column], target: Sequence[Column] | Sequence[PostgresColumn]
 ) -> None:
     """Raise ReplicationError if ``target`` (replica or warehouse columns) no longer matches
-    ``source`` in names, order or types."""
+    ``source`` in names, order or types.
+
+    The columns aioetl adds to the warehouse (``_aioetl_…``, e.g. ``_aioetl_loaded_at``)
+    are not drift, wherever they stand.
+    """
     where = "warehouse" if any(isinstance(c, PostgresColumn) for c in target) else "replica"
-    if [c.name.lower() for c in source] != [c.name.lower() for c in target]:
-        names, present = {c.name for c in source}, {c.name for c in target}
+    found: list[Column | PostgresColumn] = [
+        c for c in target if where == "replica" or not is_aioetl_column(c.name)
+    ]
+    if [c.name.lower() for c in source] != [c.name.lower() for c in found]:
+        names, present = {c.name for c in source}, {c.name for c in found}
         added = sorted(names - present)
         dropped = sorted(present - names)
         raise ReplicationError(
@@ -63,7 +70,6 @@ def check_drift(
             f"gone: {', '.join(dropped) or '-'}); {_FIX}"
         )
     changed: list[str] = []
-    found: list[Column | PostgresColumn] = list(target)
     for wanted, have in zip(source, found, strict=True):
         if isinstance(have, PostgresColumn):
             expected, actual = warehouse_type(wanted), have.type.lower()

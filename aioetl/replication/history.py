@@ -2,9 +2,11 @@
 
 Two tables beside the raw data (``<schema>._aioetl_runs`` and
 ``<schema>._aioetl_table_runs``) record when each run started and ended, what it was
-asked to do, and per table and target: rows copied and deleted, seconds, status and the
-error (already scrubbed of values at the driver boundary). Recording never fails a run:
-a warehouse that cannot take the record is reported in the log.
+asked to do, and per table and target: rows copied (``rows_reread`` of them re-read,
+the rest new or changed: see :class:`~aioetl.replication.results.LegResult`) and deleted,
+seconds, status and the error (already scrubbed of values at the driver boundary).
+Recording never fails a run: a warehouse that cannot take the record is reported in the
+log.
 """
 
 from __future__ import annotations
@@ -67,7 +69,12 @@ class RunHistory:
             "run_id uuid NOT NULL, table_name text NOT NULL, leg text NOT NULL, "
             "status text NOT NULL, rows_copied bigint NOT NULL, rows_deleted bigint NOT NULL, "
             "seconds double precision NOT NULL, error text, finished_at timestamptz NOT NULL, "
-            "PRIMARY KEY (run_id, table_name, leg))"
+            "rows_reread bigint NOT NULL DEFAULT 0, PRIMARY KEY (run_id, table_name, leg))"
+        )
+        # History recorded before the split: its rows count as new or changed.
+        await manager.execute_with_retry(
+            f"ALTER TABLE {self.table_runs} "
+            "ADD COLUMN IF NOT EXISTS rows_reread bigint NOT NULL DEFAULT 0"
         )
 
     async def legs(self, manager: ConnectionManager) -> dict[tuple[str, str], LegHistory]:
@@ -138,6 +145,7 @@ class RunRecorder:
                 "leg": leg.leg,
                 "status": leg.status,
                 "rows": leg.rows,
+                "reread": leg.reread,
                 "deleted": leg.deleted,
                 "seconds": leg.seconds,
                 "error": leg.error[:MAX_ERROR] if leg.error else None,
@@ -151,9 +159,9 @@ class RunRecorder:
                     await warehouse.execute_with_retry(
                         text(
                             f"INSERT INTO {self._history.table_runs} (run_id, table_name, "  # noqa: S608
-                            "leg, status, rows_copied, rows_deleted, seconds, error, "
-                            "finished_at) VALUES (:id, :table, :leg, :status, :rows, "
-                            ":deleted, :seconds, :error, now()) ON CONFLICT DO NOTHING"
+                            "leg, status, rows_copied, rows_reread, rows_deleted, seconds, "
+                            "error, finished_at) VALUES (:id, :table, :leg, :status, :rows, "
+                            ":reread, :deleted, :seconds, :error, now()) ON CONFLICT DO NOTHING"
                         ),
                         legs,
                     )

@@ -36,7 +36,7 @@ from aioetl.replication.batch_read import (
     write_fetched,
 )
 from aioetl.replication.catalog import MySQLTable, mysql_table, postgres_columns
-from aioetl.replication.columns import ZeroDates
+from aioetl.replication.columns import LOADED_AT_COLUMN, ZeroDates
 from aioetl.replication.ddl_catalog import SourceDefinition, read_definitions
 from aioetl.replication.drift import check_drift
 from aioetl.replication.flow import finish_despite_cancel, pipelined, together
@@ -48,6 +48,7 @@ from aioetl.replication.pages import GROUP_CONCAT_SESSION, KeyRangeReader, Page
 from aioetl.replication.plan import Action, Plan, TablePlan, make_plan
 from aioetl.replication.preflight import preflight
 from aioetl.replication.reconcile import reconcile_mysql, reconcile_postgres
+from aioetl.replication.reread import rows_through
 from aioetl.replication.results import LegResult, ProgressListener, QuietProgress, TableResult
 from aioetl.replication.sinks import ReplicaSink, Sink, WarehouseSink
 from aioetl.replication.state import Key, MySQLStateStore, PostgresStateStore, Watermark
@@ -431,6 +432,8 @@ class Replicator:
                 keys.columns,
                 config["extraction_strategy"],
                 exists=existing is not None,
+                # The catalog read above tells whether the table predates the column.
+                stamped=existing is None or any(c.name == LOADED_AT_COLUMN for c in existing),
             )
 
             @contextlib.asynccontextmanager
@@ -493,6 +496,8 @@ class Replicator:
         self.listener.started(name, leg.leg, table.rows)
         last: list[Watermark | None] = [None]
         highest: list[Key | None] = [None]  # the highest key written, whatever the pass
+        # A reload of a table already copied re-reads every row (see LegResult.reread).
+        reread_all = full and sink.exists
 
         def writer(
             into: str, *, record: bool, to: Sink | None = None
@@ -501,6 +506,8 @@ class Replicator:
 
             async def write(page: Page) -> None:
                 await target.write(into, page, record=record)
+                if reread_all:
+                    leg.reread += page.rows
                 if record:
                     last[0] = page.last
                 if page.last is not None:
@@ -573,7 +580,17 @@ class Replicator:
         else:
             since = _lookback(mark.stamp, config["lookback_days"])
             pages = changes.pages(None, since=since) if since else changes.pages(mark)
+            assert keys.stamp is not None  # a StampReader exists
+            window = (
+                await rows_through(
+                    src, name, keys=keys.columns, stamp=keys.stamp, since=since, mark=mark
+                )
+                if since
+                else 0
+            )
+            before = leg.rows
             await pipelined(pages, writer(name, record=True))
+            leg.reread += min(window, leg.rows - before)
         if mark is None and last[0] is None:
             # An empty table: its state row says "copied", so the planner can probe it.
             await sink.save_watermark(None)

@@ -16,7 +16,12 @@ class LegResult:
     """One table's copy into one target."""
 
     leg: str
+    #: Every row written, new or re-read.
     rows: int = 0
+    #: Of ``rows``, those the target already had: rows at or before the previous
+    #: watermark that a ``lookback_days`` window read again, and every row of a full
+    #: reload of a table already copied (see :attr:`new_rows`).
+    reread: int = 0
     deleted: int = 0
     seconds: float = 0.0
     error: str | None = None
@@ -37,6 +42,12 @@ class LegResult:
         if self.skipped is not None:
             return "skipped"
         return "unchanged" if self.unchanged else "ok"
+
+    @property
+    def new_rows(self) -> int:
+        """Rows new or changed since the previous run: those read past its watermark, or
+        every row of a first copy."""
+        return self.rows - self.reread
 
     @property
     def rows_per_second(self) -> float:
@@ -86,4 +97,12 @@ class QuietProgress:
         logger.debug("%s → %s: %d rows", table, leg, rows)
 
     def finished(self, table: str, leg: LegResult) -> None:
-        logger.info("%s → %s: %d rows in %.1fs", table, leg.leg, leg.rows, leg.seconds)
+        logger.info(
+            "%s → %s: %d rows in %.1fs (%d new or changed, %d re-read)",
+            table,
+            leg.leg,
+            leg.rows,
+            leg.seconds,
+            leg.new_rows,
+            leg.reread,
+        )

@@ -25,6 +25,10 @@ class Sink(Protocol):
 
     target: Target
 
+    @property
+    def exists(self) -> bool:
+        """Whether the table is in the target (copied before)."""
+
     async def ensure(self) -> None:
         """Create the table if it is missing (forgetting any stale watermark)."""
 
@@ -70,6 +74,10 @@ class ReplicaSink:
         self._exists = exists
         self._writer = ReplicaWriter(manager, source.columns)
         self._store = MySQLStateStore(manager)
+
+    @property
+    def exists(self) -> bool:
+        return self._exists
 
     async def ensure(self) -> None:
         await self._store.ensure()
@@ -127,11 +135,14 @@ class WarehouseSink:
         strategy: str,
         *,
         exists: bool,
+        stamped: bool = True,
     ) -> None:
         self._manager = manager
         self._name = source.name
         self._strategy = strategy
         self._exists = exists
+        # False: an existing table from before _aioetl_loaded_at; ensure() adds it.
+        self._stamped = stamped
         self._store = PostgresStateStore(schema)
         self._writer = WarehouseWriter(manager, schema, source.columns, keys, self._store)
         # Appending (plain COPY) is only safe into a table that was empty; any clash
@@ -145,10 +156,15 @@ class WarehouseSink:
         other._name = self._name
         other._strategy = self._strategy
         other._exists = self._exists
+        other._stamped = self._stamped
         other._store = self._store
         other._writer = self._writer.on(manager)
         other._upsert = self._upsert
         return other
+
+    @property
+    def exists(self) -> bool:
+        return self._exists
 
     async def ensure(self) -> None:
         await self._store.ensure(self._manager)
@@ -157,6 +173,9 @@ class WarehouseSink:
             await self._store.reset(self._manager, self._name)
             self._exists = True
             self._upsert = False
+        elif not self._stamped:
+            await self._writer.add_loaded_at(self._name)
+        self._stamped = True
 
     async def watermark(self) -> Watermark | None:
         return await self._store.get(self._manager, self._name)
@@ -185,3 +204,4 @@ class WarehouseSink:
     async def finish_full(self, into: str, mark: Watermark | None) -> None:
         await self._writer.swap(self._name, (self._name, self._strategy, mark, 0))
         self._exists = True
+        self._stamped = True

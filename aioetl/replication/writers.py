@@ -25,7 +25,7 @@ from aioetl.core.infile import LocalFileOffer, offer_local_file
 from aioetl.core.manager import ConnectionManager
 from aioetl.core.scrub import scrub_values
 from aioetl.errors import ReplicationError
-from aioetl.replication.columns import Column, postgres_type
+from aioetl.replication.columns import LOADED_AT_COLUMN, LOADED_AT_TYPE, Column, postgres_type
 from aioetl.replication.ddl import single_create_table
 from aioetl.replication.rendering import (
     LOAD_DATA_FORMAT,
@@ -122,6 +122,11 @@ async def _feed(body: bytes) -> AsyncIterator[bytes]:
 class WarehouseWriter:
     """Writes pages into PostgreSQL with COPY CSV (asyncpg, raw connection), upserting through a
     temporary staging table, and records the watermark in the same transaction.
+
+    Every table has a ``_aioetl_loaded_at`` column: the write transaction's ``now()`` for
+    each row inserted, or updated with values that differ from the ones it held. A row
+    re-read unchanged (a look-back window, a retried page) keeps its time — and is not
+    rewritten at all.
     """
 
     def __init__(
@@ -149,13 +154,15 @@ class WarehouseWriter:
         return f"{quote_postgres(self._schema)}.{quote_postgres(table)}"
 
     def create_sql(self, table: str) -> str:
-        """DDL for ``table``: every column nullable (zero dates become NULL) but the key's;
-        the source's primary key (a tuple for a composite key; none for a keyless table)."""
+        """DDL for ``table``: every column nullable (zero dates become NULL) but the key's,
+        ``_aioetl_loaded_at`` last (its default stamps rows a plain COPY appends), and the
+        source's primary key (a tuple for a composite key; none for a keyless table)."""
         columns = ", ".join(
             f"{quote_postgres(c.name)} {postgres_type(c)}"
             + (" NOT NULL" if c.name in self._keys else "")
             for c in self._columns
         )
+        columns += f", {quote_postgres(LOADED_AT_COLUMN)} {LOADED_AT_TYPE}"
         if not self._keys:
             return f"CREATE TABLE {self._qualified(table)} ({columns})"
         # Named after the table: a reload's copy and the live table never collide.
@@ -168,6 +175,16 @@ class WarehouseWriter:
     def _key_list(self) -> str:
         return ", ".join(quote_postgres(k) for k in self._keys)
 
+    def add_loaded_at_sql(self, table: str) -> str:
+        """Gives a table created before ``_aioetl_loaded_at`` existed its column."""
+        return (
+            f"ALTER TABLE {self._qualified(table)} ADD COLUMN IF NOT EXISTS "
+            f"{quote_postgres(LOADED_AT_COLUMN)} {LOADED_AT_TYPE}"
+        )
+
+    async def add_loaded_at(self, table: str) -> None:
+        await self._manager.execute_with_retry(for_text(self.add_loaded_at_sql(table)))
+
     async def create(self, table: str) -> None:
         await self._manager.execute_with_retry(for_text(self.create_sql(table)))
 
@@ -178,18 +195,26 @@ class WarehouseWriter:
 
     def _upsert_sql(self, table: str, stage: str) -> str:
         names = ", ".join(quote_postgres(n) for n in self._names)
-        updates = ", ".join(
-            f"{quote_postgres(n)} = EXCLUDED.{quote_postgres(n)}"
-            for n in self._names
-            if n not in self._keys
-        )
+        others = [quote_postgres(n) for n in self._names if n not in self._keys]
+        stamp = quote_postgres(LOADED_AT_COLUMN)
         insert = (
-            f"INSERT INTO {self._qualified(table)} ({names}) "  # noqa: S608
-            f"SELECT {names} FROM {quote_postgres(stage)}"
+            f"INSERT INTO {self._qualified(table)} AS target ({names}, {stamp}) "  # noqa: S608
+            f"SELECT {names}, now() FROM {quote_postgres(stage)}"
         )
         if not self._keys:
             return insert  # no key, nothing to conflict on (only ever loaded into a fresh table)
-        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        if others:
+            updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in others)
+            # Only rows whose values changed are rewritten (and re-stamped): a re-read
+            # row costs no new tuple version and keeps its loaded-at time.
+            old = ", ".join(f"target.{n}" for n in others)
+            new = ", ".join(f"EXCLUDED.{n}" for n in others)
+            action = (
+                f"DO UPDATE SET {updates}, {stamp} = now() "
+                f"WHERE ROW({old}) IS DISTINCT FROM ROW({new})"
+            )
+        else:
+            action = "DO NOTHING"
         return f"{insert} ON CONFLICT ({self._key_list()}) {action}"
 
     async def load(

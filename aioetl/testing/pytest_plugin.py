@@ -62,7 +62,8 @@ async def _reachable(engine: AsyncEngine, db_type: DatabaseType) -> AsyncEngine:
 
 @pytest_asyncio.fixture
 async def aioetl_settings() -> Settings:
-    """Test-environment Settings from ``$AIOETL_CONFIG_DIR`` (or ./config) and ``TEST_*``."""
+    """Test-environment Settings from ``$AIOETL_CONFIG_DIR`` (else ./config, else the
+    packaged defaults) and ``TEST_*``."""
     try:
         return await Settings.load("test")
     except ConfigError as exc:

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from aioetl.replication.columns import is_aioetl_column
+
 DATE_TYPES = {"date", "datetime", "timestamp"}
 
 
@@ -51,9 +53,25 @@ async def mysql_checksums(engine: AsyncEngine, db: str, table: str, key: str) ->
         return {int(k): str(v) for k, v in result.fetchall()}
 
 
-async def pg_rows(engine: AsyncEngine, table: str, key: str) -> list[tuple[Any, ...]]:
+async def pg_columns(engine: AsyncEngine, table: str) -> list[str]:
+    """The warehouse table's columns that come from the source, in order (the ones aioetl
+    adds itself, ``_aioetl_…``, left out)."""
     async with engine.connect() as conn:
-        result = await conn.execute(text(f'SELECT * FROM raw."{table}" ORDER BY "{key}"'))
+        result = await conn.execute(
+            text(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = 'raw' AND table_name = :t ORDER BY ordinal_position"
+            ),
+            {"t": table},
+        )
+        return [str(n) for (n,) in result.fetchall() if not is_aioetl_column(str(n))]
+
+
+async def pg_rows(engine: AsyncEngine, table: str, key: str) -> list[tuple[Any, ...]]:
+    """Every warehouse row in key order, source columns only."""
+    select = ", ".join(f'"{name}"' for name in await pg_columns(engine, table))
+    async with engine.connect() as conn:
+        result = await conn.execute(text(f'SELECT {select} FROM raw."{table}" ORDER BY "{key}"'))
         return [tuple(row) for row in result.fetchall()]
 
 

@@ -7,6 +7,7 @@ user, dropped and revoked afterwards) that the test environment's source points 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -353,3 +354,40 @@ def test_catalog_reads_keys_stamps_and_statistics(scratch: Scratch) -> None:
     assert sorted(some.tables) == ["nokey", "stamped"] and some.views == ("v_stamped",)
     assert some.tables["stamped"] == stamped
     assert asyncio.run(_read([])).tables == {}
+
+
+def test_discover_writes_dbt_sources_for_the_tables_it_lists(scratch: Scratch) -> None:
+    from .test_dbt_sources import dbt_parse, dbt_project
+
+    scratch.sql(*UNUSUAL)
+    target = scratch.output.with_name("sources.yml")
+    code, output = scratch.discover("--dbt-sources", str(target))
+    assert code == 0, output
+    assert f"wrote {target}: dbt source 'opendental'" in output
+    listed = scratch.written()
+    sources = yaml.safe_load(target.read_text())
+    assert sources["version"] == 2
+    [source] = sources["sources"]
+    assert source["name"] == "opendental"
+    assert source["schema"] == "raw"
+    assert source["database"] == os.environ.get(
+        "TEST_POSTGRES_ANALYTICS_DB", "test_opendental_analytics"
+    )
+    assert source["loaded_at_field"] == "_aioetl_loaded_at"
+    tables = {t["name"]: t for t in source["tables"]}
+    assert list(tables) == sorted(listed)  # every table of tables.yml, in name order
+    assert tables["securitylog"]["freshness"] == {
+        "warn_after": {"count": 24, "period": "hour"},
+        "error_after": {"count": 72, "period": "hour"},
+    }
+    assert "incremental on DateTStamp" in tables["stamped"]["description"]
+    assert tables["nokey"]["meta"]["aioetl"]["extraction_strategy"] == "full"
+    # The same catalog gives the same file.
+    before = target.read_text()
+    assert scratch.discover("--dbt-sources", str(target))[0] == 0
+    assert target.read_text() == before
+    # dbt itself accepts it (warnings as errors).
+    dbt_parse(dbt_project(scratch.output.parent / "dbt", before))
+
+    code, output = scratch.discover("--check", "--dbt-sources", str(target))
+    assert code == 2 and "--dbt-sources" in output

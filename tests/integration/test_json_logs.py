@@ -13,7 +13,19 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 AIOETL = Path(sys.executable).with_name("aioetl")
-KEYS = {"ts", "level", "logger", "event", "table", "leg", "rows", "seconds", "error"}
+KEYS = {
+    "ts",
+    "level",
+    "logger",
+    "event",
+    "table",
+    "leg",
+    "rows",
+    "new_rows",
+    "reread_rows",
+    "seconds",
+    "error",
+}
 
 
 def test_every_log_line_is_a_json_object_with_stable_keys() -> None:

@@ -70,3 +70,11 @@ def test_names_and_order() -> None:
         check_drift("patient", SOURCE, [c for c in WAREHOUSE if c.name != "SSN"])
     with pytest.raises(ReplicationError, match="new: -; gone: -"):
         check_drift("patient", SOURCE, list(reversed(WAREHOUSE)))
+
+
+def test_columns_aioetl_adds_are_not_drift() -> None:
+    stamp = PostgresColumn("_aioetl_loaded_at", "timestamp with time zone")
+    check_drift("patient", SOURCE, [*WAREHOUSE, stamp])
+    check_drift("patient", SOURCE, [stamp, *WAREHOUSE])
+    with pytest.raises(ReplicationError, match="gone: Extra"):
+        check_drift("patient", SOURCE, [*WAREHOUSE, stamp, PostgresColumn("Extra", "integer")])
