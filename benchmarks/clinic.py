@@ -216,7 +216,14 @@ async def _change(
     admin: AsyncEngine, tables: dict[str, dict[str, Any]], rows: dict[str, int]
 ) -> list[str]:
     """Change one row in each of three stamped and two unstamped generated tables."""
-    generated = [name for name in tables if name not in DEMO_TABLES and rows[name]]
+    # Tables with a single-column key: "the newest row" is then one ORDER BY column.
+    generated = [
+        name
+        for name in tables
+        if name not in DEMO_TABLES
+        and rows[name]
+        and isinstance(tables[name].get("primary_key"), str)
+    ]
     stamped = [n for n in generated if tables[n].get("incremental_column")]
     unstamped = [n for n in generated if not tables[n].get("incremental_column")]
     chosen = stamped[: CHANGED_TABLES - 2] + unstamped[:2]

@@ -336,10 +336,13 @@ async def write_fetched(
     """
     page = fetched.page()
     if full:
-        into = await sink.begin_full()
+        into = sink.reload_table
         try:
+            await sink.begin_full()
             if fetched.rows:
                 await write(into, page, False)
+            # The replica's reload table was created with its secondary indexes disabled.
+            await sink.seal_full(into)
         except BaseException:
             await finish_despite_cancel(sink.abandon_full(into), grace=grace)
             raise

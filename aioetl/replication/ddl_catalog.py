@@ -56,7 +56,7 @@ _COLUMNS_SQL: Final = (
 #: name; SEQ_IN_INDEX orders the columns within one.
 _INDEXES_SQL: Final = (
     "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME, SUB_PART, "
-    "INDEX_TYPE, COLLATION, IGNORED FROM information_schema.STATISTICS "
+    "INDEX_TYPE, COLLATION, IGNORED, INDEX_COMMENT FROM information_schema.STATISTICS "
     "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN :names"
 )
 _ON_UPDATE: Final = "on update "
@@ -97,6 +97,7 @@ class _IndexPart:
     kind: str
     descending: bool
     ignored: bool
+    comment: str
 
 
 def _literal(value: str) -> str:
@@ -140,7 +141,9 @@ def _index_sql(name: str, parts: Sequence[_IndexPart]) -> str:
     else:
         head = f"KEY {quote_mysql_raw(name)}"
     using = " USING HASH" if first.kind == "HASH" else ""
-    return f"{head} ({columns}){using}" + (" IGNORED" if first.ignored else "")
+    # SHOW CREATE TABLE's order: USING, then COMMENT, then IGNORED.
+    comment = f" COMMENT {_literal(first.comment)}" if first.comment else ""
+    return f"{head} ({columns}){using}{comment}" + (" IGNORED" if first.ignored else "")
 
 
 def create_table_sql(
@@ -215,6 +218,7 @@ def _index_parts(rows: Iterable[Any]) -> dict[str, list[_IndexPart]]:
                 kind=str(row[6] or "BTREE").upper(),
                 descending=row[7] == "D",
                 ignored=str(row[8] or "NO").upper() == "YES",
+                comment=str(row[9] or ""),
             )
         )
     return found

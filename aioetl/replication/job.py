@@ -385,8 +385,13 @@ class Replicator:
         stamp = self._keys(config, table).stamp
         self.listener.started(name, leg.leg, table.rows)
 
+        # A reload of a table already copied re-reads every row (see LegResult.reread).
+        reread_all = full and sink.exists
+
         async def write(into: str, page: Page, record: bool) -> None:
             await sink.write(into, page, record=record)
+            if reread_all:
+                leg.reread += page.rows
             self._advance(name, leg, page.rows)
             self.window.check(name)
 
@@ -547,9 +552,11 @@ class Replicator:
                 await pipelined(changes.pages(start), writer(into, record=live))
 
         if full:
-            beat("creating the reload table")
-            into = await sink.begin_full()
+            into = sink.reload_table
             try:
+                beat("creating the reload table")
+                # Inside the try: an interrupt between CREATE and the return still drops it.
+                await sink.begin_full()
                 beat("reloading every row")
                 await whole(into, live=False)
                 beat("building the reloaded table's indexes")

@@ -41,8 +41,12 @@ class Sink(Protocol):
     async def save_watermark(self, mark: Watermark | None) -> None:
         """Record ``mark`` (the rows before it are committed); ``None``: copied, empty."""
 
+    @property
+    def reload_table(self) -> str:
+        """The table a rebuild fills (``begin_full`` creates it, ``abandon_full`` drops it)."""
+
     async def begin_full(self) -> str:
-        """Start a rebuild; returns the name of the table to fill."""
+        """Start a rebuild; returns the name of the table to fill (``reload_table``)."""
 
     async def abandon_full(self, into: str) -> None:
         """Drop a rebuild that failed or was interrupted."""
@@ -99,9 +103,13 @@ class ReplicaSink:
     async def save_watermark(self, mark: Watermark | None) -> None:
         await self._store.save(self._name, self._strategy, mark, 0)
 
+    @property
+    def reload_table(self) -> str:
+        return self._name + NEW_SUFFIX
+
     async def begin_full(self) -> str:
         await self._store.ensure()
-        into = self._name + NEW_SUFFIX
+        into = self.reload_table
         await self._writer.drop(into)
         await self._writer.create_from_ddl(self._source.ddl, self._name, into)
         # Invisible until the swap: its secondary indexes are built once, at the end.
@@ -187,9 +195,13 @@ class WarehouseSink:
     async def save_watermark(self, mark: Watermark | None) -> None:
         await self._store.save(self._manager, self._name, self._strategy, mark)
 
+    @property
+    def reload_table(self) -> str:
+        return self._name + NEW_SUFFIX
+
     async def begin_full(self) -> str:
         await self._store.ensure(self._manager)
-        into = self._name + NEW_SUFFIX
+        into = self.reload_table
         await self._writer.drop(into)
         await self._writer.create(into)
         self._upsert = False

@@ -28,6 +28,7 @@ from aioetl.replication.probe import SETTLING_SECONDS
 from aioetl.replication.rendering import Target
 from aioetl.status import table_status
 
+from .compare import pg_columns
 from .scratch import REPLICA_DB, SOURCE_DB, Scratch, scratch
 
 pytestmark = pytest.mark.integration
@@ -87,13 +88,15 @@ async def _rows(place: Scratch, name: str, order: str) -> list[list[tuple[Any, .
     columns = [c.strip() for c in order.split(",")]
     mysql_order = ", ".join(f"`{c}`" for c in columns)
     pg_order = ", ".join(f'"{c}"' for c in columns)
-    for engine, table, by in (
-        (place.source, f"`{SOURCE_DB}`.`{name}`", mysql_order),
-        (place.replica, f"`{REPLICA_DB}`.`{name}`", mysql_order),
-        (place.warehouse, f'raw."{name}"', pg_order),
+    # The warehouse's own columns (_aioetl_loaded_at) are not the source's.
+    pg_select = ", ".join(f'"{c}"' for c in await pg_columns(place.warehouse, name))
+    for engine, select, table, by in (
+        (place.source, "*", f"`{SOURCE_DB}`.`{name}`", mysql_order),
+        (place.replica, "*", f"`{REPLICA_DB}`.`{name}`", mysql_order),
+        (place.warehouse, pg_select, f'raw."{name}"', pg_order),
     ):
         async with engine.connect() as conn:
-            result = await conn.execute(text(f"SELECT * FROM {table} ORDER BY {by}"))
+            result = await conn.execute(text(f"SELECT {select} FROM {table} ORDER BY {by}"))
             found.append([tuple(row) for row in result.fetchall()])
     return found
 

@@ -40,7 +40,7 @@ def test_unreachable_server(
 @pytest.mark.parametrize(
     ("setup", "reason"),
     [
-        ("no-config-file", "*aioetl test configuration: *pipeline.yml: file not found*"),
+        ("no-config-file", "*aioetl test configuration: *.yml: file not found*"),
         (
             "empty-variable",
             "*aioetl test configuration: TEST_OPENDENTAL_SOURCE_HOST is not set or empty*",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -71,6 +72,9 @@ async def test_a_stalled_table_fails_and_the_others_finish(
             await holder.execute(text("UNLOCK TABLES"))
     assert results[free].ok and results[free].legs[0].rows == 3
     error = results[stuck].error
-    assert error is not None and "no progress for 2s while copying new rows" in error
+    # A one-page table is read whole with others (batch_read); a bigger one page by page.
+    assert error is not None and re.search(
+        r"no progress for 2s while (copying new rows|writing the batched read)", error
+    )
     assert "stall_timeout" in error
     assert "asyncio task stacks follow" in caplog.text

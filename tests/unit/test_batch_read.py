@@ -54,6 +54,7 @@ def _index(name: str, seq: int, column: str | None, **kwargs: object) -> _IndexP
         "kind": "BTREE",
         "descending": False,
         "ignored": False,
+        "comment": "",
     }
     values.update(kwargs)
     return _IndexPart(name=name, seq=seq, column=column, **values)  # type: ignore[arg-type]
@@ -74,6 +75,7 @@ def test_create_table_from_the_catalog() -> None:
         [
             _index("ix", 1, "ItemName", sub_part=10),
             _index("PRIMARY", 1, "ItemNum", unique=True),
+            _index("hx", 1, "ItemNum", kind="HASH", comment="why: it's here", ignored=True),
         ],
         engine="MyISAM",
         collation="utf8mb3_general_ci",
@@ -85,7 +87,8 @@ def test_create_table_from_the_catalog() -> None:
         "  `ItemName` varchar(40) CHARACTER SET utf8mb3 COLLATE utf8mb3_general_ci NULL "
         "DEFAULT '' COMMENT 'it''s \\\\ here',\n"
         "  PRIMARY KEY (`ItemNum`),\n"
-        "  KEY `ix` (`ItemName`(10))\n"
+        "  KEY `ix` (`ItemName`(10)),\n"
+        "  KEY `hx` (`ItemNum`) USING HASH COMMENT 'why: it''s here' IGNORED\n"
         ") ENGINE=MyISAM DEFAULT COLLATE=utf8mb3_general_ci"
     )
 
