@@ -138,7 +138,23 @@ def _int(value: Any) -> int:
     return int(value) if value is not None else 0
 
 
-def _optional_int(value: Any) -> int | None:
+def column_from_row(row: Any) -> Column:
+    """A Column from an ``information_schema.COLUMNS`` row that starts TABLE_NAME,
+    COLUMN_NAME, DATA_TYPE (lower case), COLUMN_TYPE, IS_NULLABLE, CHARACTER_MAXIMUM_LENGTH,
+    NUMERIC_PRECISION, NUMERIC_SCALE, CHARACTER_SET_NAME (both batched catalog reads)."""
+    return Column(
+        name=str(row[1]),
+        data_type=str(row[2]),
+        column_type=str(row[3]),
+        nullable=row[4] == "YES",
+        char_length=optional_int(row[5]),
+        numeric_precision=optional_int(row[6]),
+        numeric_scale=optional_int(row[7]),
+        charset=row[8],
+    )
+
+
+def optional_int(value: Any) -> int | None:
     return int(value) if value is not None else None
 
 
@@ -157,16 +173,7 @@ def _columns(rows: Iterable[Any]) -> dict[str, list[CatalogColumn]]:
     for row in rows:
         columns.setdefault(str(row[0]), []).append(
             CatalogColumn(
-                column=Column(
-                    name=str(row[1]),
-                    data_type=str(row[2]),
-                    column_type=str(row[3]),
-                    nullable=row[4] == "YES",
-                    char_length=_optional_int(row[5]),
-                    numeric_precision=_optional_int(row[6]),
-                    numeric_scale=_optional_int(row[7]),
-                    charset=row[8],
-                ),
+                column=column_from_row(row),
                 extra=str(row[9] or "").lower(),
                 default=None if row[10] is None else str(row[10]),
             )
@@ -218,10 +225,10 @@ async def read_source_catalog(
             avg_row_length=_int(row[4]),
             data_length=_int(row[5]),
             index_length=_int(row[6]),
-            auto_increment=_optional_int(row[7]),
+            auto_increment=optional_int(row[7]),
             create_time=row[8],
             update_time=row[9],
-            checksum=_optional_int(row[10]),
+            checksum=optional_int(row[10]),
             collation=row[11],
             create_options=str(row[12] or ""),
         )

@@ -30,6 +30,7 @@ from sqlalchemy import bindparam, text
 from aioetl.core.manager import ConnectionManager
 from aioetl.errors import ReplicationError
 from aioetl.replication.catalog import MySQLTable
+from aioetl.replication.catalog_batch import column_from_row, optional_int
 from aioetl.replication.columns import Column
 from aioetl.replication.ddl import single_create_table
 from aioetl.replication.rendering import quote_mysql, quote_mysql_raw
@@ -177,25 +178,12 @@ def create_table_sql(
     return f"CREATE TABLE {quote_mysql_raw(name)} (\n  {body}\n) {' '.join(options)}".rstrip()
 
 
-def _optional_int(value: Any) -> int | None:
-    return int(value) if value is not None else None
-
-
 def _column_rows(rows: Iterable[Any]) -> dict[str, list[_ColumnRow]]:
     found: dict[str, list[_ColumnRow]] = {}
     for row in rows:
         found.setdefault(str(row[0]), []).append(
             _ColumnRow(
-                column=Column(
-                    name=str(row[1]),
-                    data_type=str(row[2]),
-                    column_type=str(row[3]),
-                    nullable=row[4] == "YES",
-                    char_length=_optional_int(row[5]),
-                    numeric_precision=_optional_int(row[6]),
-                    numeric_scale=_optional_int(row[7]),
-                    charset=row[8],
-                ),
+                column=column_from_row(row),
                 collation=row[9],
                 default=None if row[10] is None else str(row[10]),
                 extra=str(row[11] or "").lower(),
@@ -214,7 +202,7 @@ def _index_parts(rows: Iterable[Any]) -> dict[str, list[_IndexPart]]:
                 unique=int(row[2]) == 0,
                 seq=int(row[3]),
                 column=None if row[4] is None else str(row[4]),
-                sub_part=_optional_int(row[5]),
+                sub_part=optional_int(row[5]),
                 kind=str(row[6] or "BTREE").upper(),
                 descending=row[7] == "D",
                 ignored=str(row[8] or "NO").upper() == "YES",
