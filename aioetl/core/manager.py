@@ -6,7 +6,7 @@ import asyncio
 import enum
 import functools
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias, TypeVar
 
@@ -256,14 +256,21 @@ class ConnectionManager:
             self._conn = conn
         return self._conn
 
-    async def _drop(self, *, invalidate: bool) -> None:
+    def _drop(self, *, invalidate: bool) -> Coroutine[Any, Any, None]:
         """Give the connection back to the pool, or invalidate it if it cannot be trusted.
 
-        A cancellation that arrives while the connection is being returned still
-        discards it, and is then raised: a swallowed cancellation would let a cancelled
-        task carry on as if nothing happened (and, in a pipeline, wait forever).
+        The manager lets go of the connection at once, before the returned coroutine
+        runs: wrapped in ``asyncio.shield`` and cut short by a second cancellation, the
+        release goes on in the background but no later statement can pick the
+        connection up. A cancellation that arrives while the connection is being
+        returned still discards it, and is then raised: a swallowed cancellation would
+        let a cancelled task carry on as if nothing happened (and, in a pipeline, wait
+        forever).
         """
         conn, self._conn = self._conn, None
+        return self._release(conn, invalidate=invalidate)
+
+    async def _release(self, conn: AsyncConnection | None, *, invalidate: bool) -> None:
         if conn is None:
             return
         if invalidate or conn.invalidated:
@@ -415,6 +422,11 @@ class ConnectionManager:
                 raise
             try:
                 await transaction.commit()
+            except asyncio.CancelledError:
+                # Whether the server committed is unknown, and the connection still holds
+                # the transaction: it must not serve the next statement (a cleanup step).
+                await asyncio.shield(self._drop(invalidate=True))
+                raise
             except Exception as exc:
                 # A failed COMMIT leaves the connection in no state to reuse.
                 await asyncio.shield(self._drop(invalidate=True))
@@ -444,9 +456,9 @@ class ConnectionManager:
         After a cancellation the server may still be answering the cancelled statement,
         so a ROLLBACK would read that answer as its own: the connection is discarded.
         """
-        if conn.invalidated:
-            return
-        if self._broken(error):
+        if conn.invalidated or self._broken(error):
+            # SQLAlchemy invalidates a connection whose statement was cancelled, and its
+            # transaction then refuses every statement: the manager must let go of it.
             await asyncio.shield(self._drop(invalidate=True))
             return
         try:

@@ -35,7 +35,7 @@ from aioetl.errors import AioEtlError
 from aioetl.replication.catalog import MySQLTable
 from aioetl.replication.columns import ZeroDates
 from aioetl.replication.ddl_catalog import SourceDefinition
-from aioetl.replication.flow import finish_despite_cancel
+from aioetl.replication.flow import finish_despite_cancel, undo
 from aioetl.replication.pages import AFTER_EVERY_KEY, GROUP_CONCAT_SESSION, Page
 from aioetl.replication.plan import Action, Plan
 from aioetl.replication.rendering import Target, line_expression, quote_mysql
@@ -344,7 +344,7 @@ async def write_fetched(
             # The replica's reload table was created with its secondary indexes disabled.
             await sink.seal_full(into)
         except BaseException:
-            await finish_despite_cancel(sink.abandon_full(into), grace=grace)
+            await undo(sink.abandon_full(into), grace=grace)
             raise
         mark: Watermark | None = None
         if keeps_mark:

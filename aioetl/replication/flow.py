@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Final, TypeVar
 
-__all__ = ["finish_despite_cancel", "pipelined", "together"]
+__all__ = ["finish_despite_cancel", "pipelined", "together", "undo"]
 
 #: Pages read ahead of the writer: reading the next page overlaps writing this one.
 READ_AHEAD: Final = 1
@@ -83,17 +83,44 @@ async def finish_despite_cancel(work: Awaitable[_T], *, grace: float) -> _T:
 
     For steps that must not be cut in half — swapping in a reloaded table with its
     watermark, dropping a half-filled one — while an interrupt still stops the job.
+    Further cancellations within the grace (a task group cancels a child again when a
+    sibling fails) do not cut the wait short: the first one is raised at the end.
     """
     task = asyncio.ensure_future(work)
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
-        try:
-            async with asyncio.timeout(grace):
-                await asyncio.shield(task)
-        except TimeoutError:
-            task.cancel()
-            logger.warning("a cleanup step did not finish within %gs after an interrupt", grace)
-        except Exception as exc:
-            logger.warning("a cleanup step failed after an interrupt: %s", exc)
+        await _grace(task, grace)
         raise
+
+
+async def _grace(task: asyncio.Future[_T], grace: float) -> None:
+    loop = asyncio.get_running_loop()
+    until = loop.time() + grace
+    while not task.done() and (left := until - loop.time()) > 0:
+        # The caller is already cancelled, and re-raises that cancellation after this.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([task], timeout=left)
+    if not task.done():
+        task.cancel()
+        logger.warning("a cleanup step did not finish within %gs after an interrupt", grace)
+    elif not task.cancelled() and (error := task.exception()) is not None:
+        logger.warning("a cleanup step failed after an interrupt: %s", error)
+
+
+async def undo(work: Awaitable[object], *, grace: float) -> None:
+    """Run a cleanup step from an ``except`` block that re-raises what it caught.
+
+    Like :func:`finish_despite_cancel`, but a failure of the step is logged, not raised,
+    so the error or cancellation being handled is the one that propagates; and when that
+    is a cancellation, the step gets ``grace`` seconds from its start.
+    """
+    task = asyncio.ensure_future(work)
+    current = asyncio.current_task()
+    try:
+        if current is not None and current.cancelling():
+            await _grace(task, grace)
+        else:
+            await finish_despite_cancel(task, grace=grace)
+    except Exception as exc:
+        logger.warning("a cleanup step failed: %s", exc)

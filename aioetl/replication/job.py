@@ -39,7 +39,7 @@ from aioetl.replication.catalog import MySQLTable, mysql_table, postgres_columns
 from aioetl.replication.columns import LOADED_AT_COLUMN, ZeroDates
 from aioetl.replication.ddl_catalog import SourceDefinition, read_definitions
 from aioetl.replication.drift import check_drift
-from aioetl.replication.flow import finish_despite_cancel, pipelined, together
+from aioetl.replication.flow import finish_despite_cancel, pipelined, together, undo
 from aioetl.replication.history import RunRecorder
 from aioetl.replication.keys import ResolvedKey, effective_config, resolve_keys
 from aioetl.replication.keyset import TableKeys, higher, readers, table_keys
@@ -563,7 +563,7 @@ class Replicator:
                 await sink.seal_full(into)
             except BaseException:
                 # Failed or interrupted: the half-filled reload table must not stay behind.
-                await finish_despite_cancel(sink.abandon_full(into), grace=CLEANUP_TIMEOUT)
+                await undo(sink.abandon_full(into), grace=CLEANUP_TIMEOUT)
                 raise
             beat("swapping in the reloaded table")
             # Table and watermark move together, even when an interrupt arrives meanwhile.

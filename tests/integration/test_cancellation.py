@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tenacity import AsyncRetrying
 
@@ -61,3 +62,68 @@ async def test_cancel_while_releasing_a_failed_connection_is_raised(
     assert len(backoffs) == 1
     await asyncio.sleep(0)
     assert checked_out(aioetl_replication_engine) == 0
+
+
+#: A COMMIT that takes a while: a deferred constraint trigger sleeps at commit time, so a
+#: cancellation sent after the INSERT returned lands while COMMIT is on the wire.
+_SLOW_COMMIT = (
+    "CREATE TABLE raw.aioetl_test_slow_commit (id int)",
+    "CREATE FUNCTION raw.aioetl_test_slow_commit() RETURNS trigger LANGUAGE plpgsql "
+    "AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$",
+    "CREATE CONSTRAINT TRIGGER aioetl_test_slow_commit AFTER INSERT "
+    "ON raw.aioetl_test_slow_commit DEFERRABLE INITIALLY DEFERRED "
+    "FOR EACH ROW EXECUTE FUNCTION raw.aioetl_test_slow_commit()",
+)
+_NO_SLOW_COMMIT = (
+    "DROP TABLE IF EXISTS raw.aioetl_test_slow_commit",
+    "DROP FUNCTION IF EXISTS raw.aioetl_test_slow_commit()",
+)
+
+
+async def test_a_cancel_during_commit_leaves_the_manager_fit_for_a_cleanup_step(
+    aioetl_analytics_engine: AsyncEngine,
+) -> None:
+    """An interrupted reload drops its half-filled table through the same manager; a
+    connection left holding the cancelled statement's transaction refused that DROP."""
+    engine = aioetl_analytics_engine
+    async with engine.begin() as conn:
+        for sql in (*_NO_SLOW_COMMIT, *_SLOW_COMMIT):
+            await conn.execute(text(sql))
+    try:
+        async with ConnectionManager(engine, rate_limit=0) as manager:
+            insert = asyncio.create_task(
+                manager.execute_with_retry("INSERT INTO raw.aioetl_test_slow_commit VALUES (1)")
+            )
+            await asyncio.sleep(0.3)  # the INSERT has returned; COMMIT sleeps for 1 s
+            insert.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await insert
+            result = await manager.execute_with_retry("SELECT 1")
+            assert result.scalar() == 1
+        assert checked_out(engine) == 0
+    finally:
+        async with engine.begin() as conn:
+            for sql in _NO_SLOW_COMMIT:
+                await conn.execute(text(sql))
+
+
+@pytest.mark.parametrize("server", ["mysql", "postgres"])
+async def test_a_cancelled_statement_leaves_the_manager_fit_for_a_cleanup_step(
+    aioetl_replication_engine: AsyncEngine, aioetl_analytics_engine: AsyncEngine, server: str
+) -> None:
+    """SQLAlchemy invalidates a connection whose statement is cancelled; the manager must
+    let go of it, or the next statement (dropping a half-filled reload table after an
+    interrupt) fails with "can't reconnect until invalid transaction is rolled back"."""
+    engine, sleep = (
+        (aioetl_replication_engine, "SELECT SLEEP(2)")
+        if server == "mysql"
+        else (aioetl_analytics_engine, "SELECT pg_sleep(2)")
+    )
+    async with ConnectionManager(engine, rate_limit=0) as manager:
+        slow = asyncio.create_task(manager.execute_with_retry(sleep))
+        await asyncio.sleep(0.3)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        assert (await manager.execute_with_retry("SELECT 1")).scalar() == 1
+    assert checked_out(engine) == 0
