@@ -357,7 +357,11 @@ class Replicator:
             if existing is not None and not full:
                 check_drift(name, table.columns, existing.columns)
             sink = ReplicaSink(
-                dst, table, config["extraction_strategy"], exists=existing is not None
+                dst,
+                table,
+                config["extraction_strategy"],
+                exists=existing is not None,
+                keys=self._keys(config, table).columns,
             )
             fetched = await self._batch.take(name) if self._batch is not None else None
             if fetched is None or not await self._write_fetched(

@@ -71,12 +71,13 @@ class ReplicaSink:
         strategy: str,
         *,
         exists: bool,
+        keys: Sequence[str] = (),
     ) -> None:
         self._source = source
         self._name = source.name
         self._strategy = strategy
         self._exists = exists
-        self._writer = ReplicaWriter(manager, source.columns)
+        self._writer = ReplicaWriter(manager, source.columns, keys=keys)
         self._store = MySQLStateStore(manager)
 
     @property

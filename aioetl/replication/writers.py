@@ -27,6 +27,7 @@ from aioetl.core.scrub import scrub_values
 from aioetl.errors import ReplicationError
 from aioetl.replication.columns import LOADED_AT_COLUMN, LOADED_AT_TYPE, Column, postgres_type
 from aioetl.replication.ddl import single_create_table
+from aioetl.replication.key_match import mysql_key_match, page_keys
 from aioetl.replication.rendering import (
     LOAD_DATA_FORMAT,
     for_text,
@@ -46,13 +47,26 @@ REPLICA_SESSION: Final = ("SET SESSION sql_mode = ''",)
 _UNIQUE_VIOLATION: Final = "23505"
 #: The made-up file name of a page (never a path: nothing is read from disk).
 _PAGE_NAME: Final = "aioetl-page-{}"
+#: Keys per DELETE when a failed page's rows are removed again.
+REMOVE_BATCH: Final = 500
 
 
 class ReplicaWriter:
-    """Writes pages into MySQL with ``LOAD DATA LOCAL INFILE … REPLACE`` (an upsert)."""
+    """Writes pages into MySQL with ``LOAD DATA LOCAL INFILE … REPLACE`` (an upsert).
 
-    def __init__(self, manager: ConnectionManager, columns: Sequence[Column]) -> None:
+    A page whose load changed a value (a MySQL warning: truncation, a character the
+    column cannot hold) fails, and its rows are deleted by ``keys`` again — a MyISAM
+    replica cannot roll back — so no changed value stays behind; a rerun loads them anew.
+    """
+
+    def __init__(
+        self, manager: ConnectionManager, columns: Sequence[Column], *, keys: Sequence[str] = ()
+    ) -> None:
         self._manager = manager
+        self._columns = tuple(columns)
+        #: Empty for a keyless table, which is only ever loaded into a reload table
+        #: (dropped when a load fails).
+        self._keys = tuple(keys)
         names, assignments = load_data_columns(columns)
         self._tail = f" {LOAD_DATA_FORMAT} {names}{assignments}"
 
@@ -76,7 +90,23 @@ class ReplicaWriter:
             warnings = await loader.run_with_retry(work)
         if warnings:
             detail = "; ".join(f"{row[1]} {scrub_values(str(row[2]))}" for row in warnings)
-            raise ReplicationError(f"replica table {table}: values changed on load: {detail}")
+            removed = await self._remove_page(table, body)
+            raise ReplicationError(
+                f"replica table {table}: values changed on load: {detail}"
+                + (f" (the page's {removed} rows were removed again)" if removed else "")
+            )
+
+    async def _remove_page(self, table: str, body: bytes) -> int:
+        if not self._keys:
+            return 0
+        keys = page_keys(body, self._columns, self._keys)
+        for start in range(0, len(keys), REMOVE_BATCH):
+            match, params = mysql_key_match(self._keys, keys[start : start + REMOVE_BATCH])
+            await self._manager.execute_with_retry(
+                f"DELETE FROM {quote_mysql(table)} WHERE {match}",  # noqa: S608
+                params,
+            )
+        return len(keys)
 
     async def create_from_ddl(self, ddl: str, source_name: str, name: str) -> None:
         """Create ``name`` with the source's own ``SHOW CREATE TABLE`` text, if it is one

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aioetl.core.manager import ConnectionManager
 from aioetl.replication.columns import Column, ZeroDates
+from aioetl.replication.key_match import mysql_key_match
 from aioetl.replication.rendering import Target, line_expression, quote_mysql
 from aioetl.replication.state import quote_postgres
 from aioetl.replication.writers import ReplicaWriter
@@ -35,25 +36,6 @@ def _batches(keys: Sequence[Key], size: int = REPAIR_BATCH) -> list[Sequence[Key
     return [keys[start : start + size] for start in range(0, len(keys), size)]
 
 
-def _mysql_match(key: Sequence[str], keys: Sequence[Key]) -> tuple[str, dict[str, Any]]:
-    """``WHERE`` text selecting exactly ``keys`` (bound values), for text()."""
-    params: dict[str, Any] = {}
-    if len(key) == 1:
-        names = []
-        for i, values in enumerate(keys):
-            params[f"k{i}"] = values[0]
-            names.append(f":k{i}")
-        return f"{quote_mysql(key[0])} IN ({', '.join(names)})", params
-    terms = []
-    for i, values in enumerate(keys):
-        parts = []
-        for j, (column, value) in enumerate(zip(key, values, strict=True)):
-            params[f"k{i}_{j}"] = value
-            parts.append(f"{quote_mysql(column)} = :k{i}_{j}")
-        terms.append("(" + " AND ".join(parts) + ")")
-    return " OR ".join(terms), params
-
-
 async def _render(
     source: ConnectionManager,
     table: str,
@@ -64,7 +46,7 @@ async def _render(
     zero_dates: ZeroDates,
 ) -> tuple[int, bytes]:
     """The rows of ``keys`` as the loader of ``target`` reads them (rows found, lines)."""
-    match, params = _mysql_match(key, keys)
+    match, params = mysql_key_match(key, keys)
     line = line_expression(columns, target, zero_dates)
     result = await source.execute_with_retry(
         f"SELECT CAST({line} AS BINARY) FROM {quote_mysql(table)} WHERE {match}",  # noqa: S608
@@ -86,7 +68,7 @@ async def repair_replica(
 ) -> int:
     """Recopy ``recopy`` from the source (gone meanwhile: deleted) and delete ``delete``
     from the replica; returns the rows written or deleted."""
-    writer = ReplicaWriter(replica, columns)
+    writer = ReplicaWriter(replica, columns, keys=key)
     changed = 0
     for batch in _batches(recopy):
         rows, body = await _render(source, table, columns, key, batch, Target.MYSQL, ZeroDates.KEEP)
@@ -94,7 +76,7 @@ async def repair_replica(
             await writer.load(table, body)
             changed += rows
     for batch in _batches(delete):
-        match, params = _mysql_match(key, batch)
+        match, params = mysql_key_match(key, batch)
         result = await replica.execute_with_retry(
             f"DELETE FROM {quote_mysql(table)} WHERE {match}",  # noqa: S608
             params,

@@ -253,14 +253,6 @@ async def test_a_load_data_warning_fails_the_table() -> None:
         assert not again.ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (writers.py ReplicaWriter.load): the warnings are read inside the load's "
-    "transaction, which then commits — and a MyISAM replica (created from the source's "
-    "DDL) cannot roll back anyway — so the changed value stays in the replica while the "
-    "table is reported failed ('李小龍' stays as '???'; the drift check compares types, not "
-    "character sets)",
-)
 async def test_a_load_data_warning_leaves_no_changed_value_behind() -> None:
     """README: rows keep OpenDental's values exactly; a load that would change one fails."""
     async with scratch("claim_warn_kept") as db:
@@ -268,6 +260,8 @@ async def test_a_load_data_warning_leaves_no_changed_value_behind() -> None:
         async with db.replica.connect() as conn:
             kept = await conn.execute(text(f"SELECT Name FROM `{db.names[0]}` WHERE Id = 1000"))
             assert kept.all() == []
+        # Only the failed page's rows went: the earlier copy is whole.
+        assert await _count(db.replica, f"`{REPLICA_DB}`.`{db.names[0]}`") == 20
 
 
 # -- the job ---------------------------------------------------------------------------------

@@ -1,0 +1,61 @@
+"""Rows named by their keys: a WHERE clause for a list of keys, and the keys of a page.
+
+For the few statements that touch rows one by one — a repair, the removal of a page
+whose load changed values — rather than by key ranges.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from aioetl.replication.columns import Column
+from aioetl.replication.rendering import quote_mysql
+
+__all__ = ["mysql_key_match", "page_keys"]
+
+
+def mysql_key_match(
+    key: Sequence[str], keys: Sequence[Sequence[Any]]
+) -> tuple[str, dict[str, Any]]:
+    """``WHERE`` text selecting exactly the rows whose ``key`` columns hold ``keys``
+    (values bound, identifiers quoted for ``text()``), and its parameters."""
+    params: dict[str, Any] = {}
+    if len(key) == 1:
+        names = []
+        for i, values in enumerate(keys):
+            params[f"k{i}"] = values[0]
+            names.append(f":k{i}")
+        return f"{quote_mysql(key[0])} IN ({', '.join(names)})", params
+    terms = []
+    for i, values in enumerate(keys):
+        parts = []
+        for j, (column, value) in enumerate(zip(key, values, strict=True)):
+            params[f"k{i}_{j}"] = value
+            parts.append(f"{quote_mysql(column)} = :k{i}_{j}")
+        terms.append("(" + " AND ".join(parts) + ")")
+    return " OR ".join(terms), params
+
+
+def page_keys(body: bytes, columns: Sequence[Column], key: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The ``key`` values of every row of a page rendered for LOAD DATA (see
+    :mod:`.rendering`), as the server compares them: binary columns arrive as hex."""
+    wanted = {name.lower() for name in key}
+    positions = {c.name.lower(): i for i, c in enumerate(columns) if c.name.lower() in wanted}
+    binary = {c.name.lower() for c in columns if c.is_binary}
+    lines = io.StringIO(body.decode("utf-8", "surrogateescape"), newline="")
+    found: list[tuple[Any, ...]] = []
+    for fields in csv.reader(lines, delimiter=",", quotechar='"', doublequote=True):
+        if not fields:
+            continue
+        found.append(
+            tuple(
+                bytes.fromhex(fields[positions[name.lower()]])
+                if name.lower() in binary
+                else fields[positions[name.lower()]]
+                for name in key
+            )
+        )
+    return found
