@@ -12,125 +12,32 @@ import asyncio
 import functools
 import logging
 import os
-import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any, Final, TypeVar
+from collections.abc import Callable
+from typing import Any, Final
 
 import click
-from rich.console import Console
 
+from aioetl.cli.running import (
+    DISPOSE_TIMEOUT,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    interrupted_by,
+    make_console,
+    run_command,
+)
 from aioetl.config._resolve import ENVIRONMENTS, PRODUCTION
 from aioetl.config.settings import Settings
-from aioetl.core.diagnostics import log_task_stacks
-from aioetl.core.factory import ConnectionFactory
-from aioetl.errors import AioEtlError, ConfigError
+from aioetl.errors import ConfigError
 
 __all__ = ["main"]
 
-EXIT_FAILED: Final = 1
-EXIT_BAD_INPUT: Final = 2
-#: How long closing the engines may take when a command ends.
-DISPOSE_TIMEOUT: Final = 10.0
 #: The demo clinic's own tables (aioetl.demo.DEMO_TABLES; not imported for --help's sake):
 #: ``demo-data --tables`` counts them.
 _DEMO_CLINIC_TABLES: Final = 9
-_T = TypeVar("_T")
 
 logger = logging.getLogger("aioetl.cli")
-
-
-def _console() -> Console:
-    # Off a terminal rich would wrap at 80 columns; logs and CI read better unwrapped.
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
-
-
-class _Interrupted(Exception):
-    """The run was stopped by SIGINT or SIGTERM; exit with 128 + the signal's number."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-#: The signal that interrupted the current command, if any (read by the partial summary).
-_interrupted_by: list[str] = []
-
-
-def _install_signal_handlers(main: asyncio.Task[Any]) -> Callable[[], None]:
-    """SIGINT/SIGTERM cancel the command (a second one exits at once); SIGUSR1 logs the
-    task stacks. Returns the function that removes them."""
-    loop = asyncio.get_running_loop()
-
-    def interrupt(signum: int) -> None:
-        name = signal.Signals(signum).name
-        if _interrupted_by:
-            click.echo(f"{name} again: exiting now", err=True)
-            os._exit(128 + signum)
-        _interrupted_by.append(name)
-        click.echo(f"{name}: stopping (send it again to exit at once)", err=True)
-        main.cancel()
-
-    installed: list[int] = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, interrupt, int(signum))
-        installed.append(signum)
-    loop.add_signal_handler(signal.SIGUSR1, log_task_stacks, "SIGUSR1 received")
-    installed.append(signal.SIGUSR1)
-
-    def remove() -> None:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
-
-    return remove
-
-
-def _run(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run a command's coroutine; configuration errors exit 2, other aioetl errors 1,
-    SIGINT 130 and SIGTERM 143 (after the command cleaned up)."""
-
-    async def with_cleanup() -> _T:
-        task = asyncio.current_task()
-        assert task is not None
-        remove = _install_signal_handlers(task)
-        try:
-            return await coro
-        except asyncio.CancelledError:
-            if _interrupted_by:
-                raise _Interrupted(int(signal.Signals[_interrupted_by[0]])) from None
-            raise
-        finally:
-            remove()
-            try:
-                async with asyncio.timeout(DISPOSE_TIMEOUT):
-                    await ConnectionFactory.dispose_all()
-            except TimeoutError:
-                logger.debug("engines not disposed within %gs", DISPOSE_TIMEOUT)
-
-    _interrupted_by.clear()
-    try:
-        return asyncio.run(with_cleanup())
-    except _Interrupted as exc:
-        sys.exit(128 + exc.signum)
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-    except AioEtlError as exc:
-        # A server that is down or a table that failed: a runtime failure, not bad input.
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
-    except Exception as exc:
-        # A bug: one line here, the traceback only in the log at DEBUG.
-        logger.debug("unexpected error", exc_info=True)
-        click.echo(
-            f"error: unexpected {type(exc).__name__} (details with --log-level DEBUG)", err=True
-        )
-        sys.exit(EXIT_FAILED)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(128 + signal.SIGINT)
 
 
 def _environment_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -189,10 +96,10 @@ def check(environment: str | None) -> None:
     async def run() -> list[ConnectionCheck]:
         settings = await Settings.load(environment)
         checks = await check_connections(settings)  # a missing variable: ConfigError, exit 2
-        _console().print(check_table(checks))
+        make_console().print(check_table(checks))
         return checks
 
-    failed = [c for c in _run(run()) if not c.ok]
+    failed = [c for c in run_command(run()) if not c.ok]
     if any(c.bad_settings for c in failed):
         sys.exit(EXIT_BAD_INPUT)
     if failed:
@@ -270,7 +177,7 @@ def replicate(
         settings = await Settings.load(environment)
         # An unknown table, or a glob that matches none, is bad input: exit 2.
         names = settings.select_tables(tables, exclude=exclude)
-        console = _console()
+        console = make_console()
         progress = BarProgress(console) if console.is_terminal else LogProgress()
         options = ReplicationOptions(
             target=ReplicationTarget(target),
@@ -308,7 +215,7 @@ def replicate(
                     partial,
                     time.monotonic() - started,
                     not_started=waiting,
-                    interrupted_by=_interrupted_by[0] if _interrupted_by else "cancellation",
+                    interrupted_by=interrupted_by[0] if interrupted_by else "cancellation",
                 )
             )
             raise
@@ -327,7 +234,7 @@ def replicate(
             )
         return all(r.ok or any(leg.interrupted for leg in r.legs) for r in results)
 
-    if not _run(run()):
+    if not run_command(run()):
         sys.exit(EXIT_FAILED)
 
 
@@ -355,9 +262,9 @@ def status(environment: str | None, output: str) -> None:
         if output == "json":
             click.echo(json.dumps([item.as_json() for item in found], indent=2))
         else:
-            _console().print(status_table(found))
+            make_console().print(status_table(found))
 
-    _run(run())
+    run_command(run())
 
 
 @cli.command()
@@ -422,10 +329,10 @@ def verify(
         if output == "json":
             click.echo(json.dumps([report.as_json() for report in reports], indent=2))
         else:
-            _console().print(verify_table(reports, time.monotonic() - started))
+            make_console().print(verify_table(reports, time.monotonic() - started))
         return all(report.ok for report in reports)
 
-    if not _run(run()):
+    if not run_command(run()):
         sys.exit(EXIT_FAILED)
 
 
@@ -505,7 +412,7 @@ def demo_data(
 
     generated: list[int] = []
     started = time.monotonic()
-    counts = _run(run())
+    counts = run_command(run())
     total = sum(counts.values()) + sum(generated)
     click.echo(
         f"demo clinic: {total:,} rows in {len(counts) + len(generated)} tables "
@@ -547,7 +454,7 @@ def discover(
 
     if check and dbt_sources:
         raise click.UsageError("--dbt-sources writes a file: it cannot go with --check")
-    code = _run(
+    code = run_command(
         run_discover(
             environment=environment,
             output=output,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import yaml
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -42,11 +44,13 @@ KEYS = {
 #: Upper bound for a signalled job to exit: far above the few seconds it takes, so a
 #: loaded machine cannot fail the test, while a hang still does.
 EXIT_BOUND = 60.0
-#: The signal lands at a random moment up to this long after the first table starts. The
-#: test clinic's first copy ends about 2 s after that (small tables are read many per
-#: statement): a later signal could land while the finished job exits, which is no
-#: interruption.
-LATEST_SIGNAL = 1.0
+#: The signal lands at a random moment up to this long after the first table starts.
+LATEST_SIGNAL = 2.0
+#: Seconds between statements on the replica and the warehouse in the signalled run: the
+#: test clinic's copy (small tables are read many per statement) otherwise ends about 1 s
+#: after its first table starts, on a busy machine before the signal — which then lands
+#: while the finished job exits, and tests nothing. Spaced, it lasts about 5 s.
+SPACED_STATEMENTS = 0.03
 
 
 @pytest_asyncio.fixture
@@ -94,8 +98,22 @@ def _files(root: Path) -> list[Path]:
     return [path for path in root.rglob("*") if path.is_file()]
 
 
-def _start(*args: str, tmpdir: Path) -> subprocess.Popen[str]:
+@pytest.fixture(scope="module")
+def spaced_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's configuration with statements on both targets spaced out."""
+    folder = tmp_path_factory.mktemp("spaced-config")
+    pipeline = yaml.safe_load((ROOT / "config" / "pipeline.yml").read_text())
+    for target in ("replication", "analytics"):
+        pipeline["connections"][target]["rate_limit_interval"] = SPACED_STATEMENTS
+    (folder / "pipeline.yml").write_text(yaml.safe_dump(pipeline))
+    shutil.copy(ROOT / "config" / "tables.yml", folder / "tables.yml")
+    return folder
+
+
+def _start(*args: str, tmpdir: Path, config: Path | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "TMPDIR": str(tmpdir), "ETL_ENVIRONMENT": "test"}
+    if config is not None:
+        env["AIOETL_CONFIG_DIR"] = str(config)
     return subprocess.Popen(
         [str(AIOETL), "--log-level", "INFO", "replicate", "--env", "test", *args],
         cwd=ROOT,
@@ -172,6 +190,7 @@ async def test_signal_at_a_random_moment(
     clinic: AsyncEngine,
     aioetl_analytics_engine: AsyncEngine,
     tmp_path: Path,
+    spaced_config: Path,
     signum: int,
     args: tuple[str, ...],
     seed: int,
@@ -181,7 +200,8 @@ async def test_signal_at_a_random_moment(
         done = _start(tmpdir=tmp_path)
         assert (await asyncio.to_thread(done.communicate))[0] and done.returncode == 0
     delay = random.Random(seed).uniform(0.0, LATEST_SIGNAL)
-    code, out, err = await _signal_mid_run(_start(*args, tmpdir=tmp_path), signum, delay)
+    signalled = _start(*args, tmpdir=tmp_path, config=spaced_config)
+    code, out, err = await _signal_mid_run(signalled, signum, delay)
     name = signal.Signals(signum).name
     assert code == 128 + signum, (code, out, err)
     assert f"interrupted by {name}" in out, out

@@ -14,11 +14,7 @@ COLUMNS = (
 
 
 def test_text_keys_with_commas_quotes_and_newlines_are_read_whole() -> None:
-    body = (
-        b'"a,b",1,"say ""hi""\nthere",00FF\n'
-        b'"caf\xc3\xa9",2,NULL,\n'
-        b'"""q""",3,"",41'
-    )
+    body = b'"a,b",1,"say ""hi""\nthere",00FF\n"caf\xc3\xa9",2,NULL,\n"""q""",3,"",41'
     assert page_keys(body, COLUMNS, ["Code", "Seq"]) == [
         ("a,b", "1"),
         ("café", "2"),
