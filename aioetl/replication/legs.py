@@ -1,0 +1,373 @@
+"""One leg of one table: source → replica, or replica → warehouse.
+
+:class:`Legs` holds what every leg of a run shares (engines, options, the batched
+reads, the progress listener and the clinic-hours window); the job
+(:mod:`.job`) decides which legs run, in what order, and what their failures mean.
+A leg creates or checks its target table, then copies whole (a reload beside the live
+table, swapped in with its watermark) or what changed since the watermark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from aioetl.core.manager import ConnectionManager
+from aioetl.core.watchdog import beat
+from aioetl.errors import ReplicationError
+from aioetl.replication.batch_read import BatchReader, Fetched, write_fetched
+from aioetl.replication.catalog import MySQLTable, mysql_table, postgres_columns
+from aioetl.replication.columns import LOADED_AT_COLUMN, ZeroDates
+from aioetl.replication.ddl_catalog import SourceDefinition
+from aioetl.replication.drift import check_drift
+from aioetl.replication.flow import finish_despite_cancel, pipelined, together, undo
+from aioetl.replication.keyset import higher, readers, table_keys
+from aioetl.replication.options import ReplicationOptions
+from aioetl.replication.pages import GROUP_CONCAT_SESSION, KeyRangeReader, Page
+from aioetl.replication.plan import TablePlan
+from aioetl.replication.reconcile import reconcile_mysql, reconcile_postgres
+from aioetl.replication.reread import rows_through
+from aioetl.replication.results import LegResult, ProgressListener
+from aioetl.replication.sinks import ReplicaSink, Sink, WarehouseSink
+from aioetl.replication.state import Key, MySQLStateStore, PostgresStateStore, Watermark
+from aioetl.replication.window import RunWindow
+from aioetl.replication.writers import REPLICA_SESSION
+
+__all__ = ["CLEANUP_TIMEOUT", "PARALLEL_MIN_ROWS", "Legs"]
+
+logger = logging.getLogger("aioetl.replication")
+
+_STAMP_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
+#: Tables smaller than this are copied by one reader: a second would cost more than it gives.
+PARALLEL_MIN_ROWS: Final = 50_000
+#: How long an interrupted job may spend dropping a half-filled reload table or finishing
+#: a swap before it stops anyway.
+CLEANUP_TIMEOUT: Final = 15.0
+Split = Callable[[], contextlib.AbstractAsyncContextManager[tuple[ConnectionManager, "Sink"]]]
+
+
+def _lookback(stamp: str | None, days: int) -> str | None:
+    if stamp is None or days <= 0:
+        return None
+    try:
+        moment = dt.datetime.strptime(stamp[:19], _STAMP_FORMAT)
+    except ValueError:
+        return None  # a zero stamp: nothing older to look back at
+    return (moment - dt.timedelta(days=days)).strftime(_STAMP_FORMAT)
+
+
+async def _record_evidence(
+    config: dict[str, Any],
+    plan: TablePlan,
+    leg: str,
+    save: Callable[[str, str | None], Awaitable[None]],
+) -> None:
+    """After a table copied whole, remember what source content it holds."""
+    leg_plan = plan.leg(leg)
+    if config["extraction_strategy"] == "full" and leg_plan is not None:
+        await save(plan.table, leg_plan.evidence)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Legs:
+    """The legs of one run's tables, sharing its engines and batched reads.
+
+    ``engines`` are the job's (``source``, ``replica``, ``replica_writer`` and, when the
+    warehouse leg runs, ``warehouse``); ``definitions`` and ``batch`` are the source
+    definitions and whole-table reads batched after the plan, so that a leg sends the
+    source only its own pages, if any.
+    """
+
+    engines: Mapping[str, AsyncEngine]
+    options: ReplicationOptions
+    zero_dates: ZeroDates
+    listener: ProgressListener
+    window: RunWindow
+    definitions: Mapping[str, SourceDefinition]
+    batch: BatchReader | None = None
+
+    async def to_replica(
+        self, name: str, config: dict[str, Any], leg: LegResult, plan: TablePlan
+    ) -> None:
+        engines = self.engines
+        async with contextlib.AsyncExitStack() as stack:
+            dst = await stack.enter_async_context(
+                ConnectionManager(engines["replica_writer"], session_statements=REPLICA_SESSION)
+            )
+            opened: list[ConnectionManager] = []
+
+            async def source() -> ConnectionManager:
+                # Opened only when needed: a table read in a batch sends the source nothing.
+                if not opened:
+                    session = [GROUP_CONCAT_SESSION]
+                    manager = ConnectionManager(engines["source"], session_statements=session)
+                    opened.append(await stack.enter_async_context(manager))
+                return opened[0]
+
+            definition = self.definitions.get(name)
+            table = definition.table if definition else await mysql_table(await source(), name)
+            if table is None:
+                raise ReplicationError(f"{name}: no such table in the source database")
+            existing = await mysql_table(dst, name)
+            full = self.options.full or config["extraction_strategy"] == "full"
+            if existing is not None and not full:
+                check_drift(name, table.columns, existing.columns)
+            sink = ReplicaSink(
+                dst,
+                table,
+                config["extraction_strategy"],
+                exists=existing is not None,
+                keys=table_keys(config, table).columns,
+            )
+            fetched = await self.batch.take(name) if self.batch is not None else None
+            if fetched is None or not await self._write_fetched(
+                table, config, sink, leg, fetched, full=full
+            ):
+                await self._copy(await source(), table, config, sink, leg, full=full)
+            await _record_evidence(config, plan, "replica", MySQLStateStore(dst).set_evidence)
+            if self.options.reconcile:
+                keys = table_keys(config, table)
+                beat("reconciling deleted keys")
+                leg.deleted = await reconcile_mysql(await source(), dst, name, keys)
+
+    async def _write_fetched(
+        self,
+        table: MySQLTable,
+        config: dict[str, Any],
+        sink: Sink,
+        leg: LegResult,
+        fetched: Fetched,
+        *,
+        full: bool,
+    ) -> bool:
+        """Write a table its batch read whole (see :func:`.batch_read.write_fetched`)."""
+        name = table.name
+        stamp = table_keys(config, table).stamp
+        self.listener.started(name, leg.leg, table.rows)
+
+        # A reload of a table already copied re-reads every row (see LegResult.reread).
+        reread_all = full and sink.exists
+
+        async def write(into: str, page: Page, record: bool) -> None:
+            await sink.write(into, page, record=record)
+            if reread_all:
+                leg.reread += page.rows
+            self._advance(name, leg, page.rows)
+            self.window.check(name)
+
+        beat("writing the batched read")
+        return await write_fetched(
+            fetched,
+            sink,
+            name,
+            full=full,
+            stamped=stamp is not None,
+            keeps_mark=bool(config["incremental_column"]),
+            write=write,
+            grace=CLEANUP_TIMEOUT,
+        )
+
+    async def to_warehouse(
+        self, name: str, config: dict[str, Any], leg: LegResult, plan: TablePlan
+    ) -> None:
+        engines = self.engines
+        schema = self.options.schema.value
+        async with (
+            ConnectionManager(engines["replica"], session_statements=[GROUP_CONCAT_SESSION]) as src,
+            ConnectionManager(engines["warehouse"]) as dst,
+        ):
+            table = await mysql_table(src, name)
+            if table is None:
+                raise ReplicationError(
+                    f"{name}: not in the replica yet; replicate with --target replica first"
+                )
+            keys = table_keys(config, table)
+            existing = await postgres_columns(dst, schema, name)
+            full = self.options.full or config["extraction_strategy"] == "full"
+            if existing is not None and not full:
+                check_drift(name, table.columns, existing)
+            sink = WarehouseSink(
+                dst,
+                schema,
+                table,
+                keys.columns,
+                config["extraction_strategy"],
+                exists=existing is not None,
+                # The catalog read above tells whether the table predates the column.
+                stamped=existing is None or any(c.name == LOADED_AT_COLUMN for c in existing),
+            )
+
+            @contextlib.asynccontextmanager
+            async def split() -> AsyncIterator[tuple[ConnectionManager, Sink]]:
+                # The replica is ours (no rate limit): a second reader may share the work.
+                async with (
+                    ConnectionManager(
+                        engines["replica"], session_statements=[GROUP_CONCAT_SESSION]
+                    ) as other_source,
+                    ConnectionManager(engines["warehouse"]) as other_target,
+                ):
+                    yield other_source, sink.sibling(other_target)
+
+            await self._copy(src, table, config, sink, leg, full=full, split=split)
+            store = PostgresStateStore(schema)
+            await _record_evidence(
+                config, plan, "warehouse", lambda t, e: store.set_evidence(dst, t, e)
+            )
+        if self.options.reconcile:
+            async with (
+                ConnectionManager(
+                    engines["source"], session_statements=[GROUP_CONCAT_SESSION]
+                ) as truth,
+                ConnectionManager(engines["warehouse"]) as dst,
+            ):
+                beat("reconciling deleted keys")
+                leg.deleted = await reconcile_postgres(truth, dst, schema, name, keys)
+
+    async def _copy(
+        self,
+        src: ConnectionManager,
+        table: MySQLTable,
+        config: dict[str, Any],
+        sink: Sink,
+        leg: LegResult,
+        *,
+        full: bool,
+        split: Split | None = None,
+    ) -> None:
+        """Copy ``table`` into ``sink``: whole (``full``), or what changed since the mark.
+
+        Whole copies walk key ranges (cheap for the server); a stamped table then reads
+        the changes made while it was copied, from the newest stamp seen at the start,
+        and records a (stamp, key) watermark. Changes are read in (stamp, key) order.
+        With ``split`` (a second reader and writer), a bulk pass that records no watermark
+        reads the upper half of the keys on the second pair of connections: rendering
+        rows is the reading server's work, and two page queries use two of its cores.
+        """
+        name = table.name
+        keys = table_keys(config, table)
+        common: dict[str, Any] = {
+            "target": sink.target,
+            "zero_dates": self.zero_dates,
+            "batch_size": config["batch_size"],
+            "avg_row_length": table.avg_row_length,
+        }
+        ranges, changes = readers(src, table, keys, common)
+        if keys.ranged:
+            common["key"] = keys.columns[0]
+        self.listener.started(name, leg.leg, table.rows)
+        last: list[Watermark | None] = [None]
+        highest: list[Key | None] = [None]  # the highest key written, whatever the pass
+        # A reload of a table already copied re-reads every row (see LegResult.reread).
+        reread_all = full and sink.exists
+
+        def writer(
+            into: str, *, record: bool, to: Sink | None = None
+        ) -> Callable[[Page], Awaitable[None]]:
+            target = to or sink
+
+            async def write(page: Page) -> None:
+                await target.write(into, page, record=record)
+                if reread_all:
+                    leg.reread += page.rows
+                if record:
+                    last[0] = page.last
+                if page.last is not None:
+                    highest[0] = higher(highest[0], page.last.key)
+                self._advance(name, leg, page.rows)
+                self.window.check(name)
+
+            return write
+
+        async def bulk(into: str, *, record: bool) -> None:
+            """Every row, by key ranges; split over two connections where allowed."""
+            edges = await ranges.bounds() if split and not record else None
+            if edges is None or table.rows < PARALLEL_MIN_ROWS or split is None:
+                await pipelined(ranges.pages(), writer(into, record=record))
+                return
+            middle = (edges[0] + edges[1]) // 2
+
+            async def upper_half() -> None:
+                assert split is not None
+                async with split() as (other_source, other_sink):
+                    reader = KeyRangeReader(other_source, name, table.columns, **common)
+                    await pipelined(reader.pages(middle), writer(into, record=False, to=other_sink))
+
+            await together(
+                pipelined(ranges.pages(edges[0] - 1, until=middle), writer(into, record=False)),
+                upper_half(),
+            )
+
+        async def whole(into: str, *, live: bool) -> None:
+            start = await changes.starting_point() if changes else None
+            await bulk(into, record=changes is None and live)
+            if changes is not None and start is not None:
+                # The bulk pass is complete: from here on, only what changed meanwhile.
+                last[0] = start
+                if live:
+                    await sink.save_watermark(start)
+                await pipelined(changes.pages(start), writer(into, record=live))
+
+        if full:
+            into = sink.reload_table
+            try:
+                beat("creating the reload table")
+                # Inside the try: an interrupt between CREATE and the return still drops it.
+                await sink.begin_full()
+                beat("reloading every row")
+                await whole(into, live=False)
+                beat("building the reloaded table's indexes")
+                await sink.seal_full(into)
+            except BaseException:
+                # Failed or interrupted: the half-filled reload table must not stay behind.
+                await undo(sink.abandon_full(into), grace=CLEANUP_TIMEOUT)
+                raise
+            beat("swapping in the reloaded table")
+            # Table and watermark move together, even when an interrupt arrives meanwhile.
+            if not config["incremental_column"]:
+                mark = None  # a full table is reloaded whole every time: nothing to resume
+            elif changes is not None:
+                mark = last[0]
+            else:
+                # The key is the watermark: the reload read every key up to the highest.
+                mark = Watermark(key=highest[0]) if highest[0] is not None else None
+            await finish_despite_cancel(sink.finish_full(into, mark), grace=CLEANUP_TIMEOUT)
+            return
+        beat("reading the watermark")
+        await sink.ensure()
+        mark = await sink.watermark()
+        beat("copying new rows")
+        if changes is None:
+            await pipelined(ranges.pages(mark.key if mark else None), writer(name, record=True))
+        elif mark is None:
+            await whole(name, live=True)
+        else:
+            since = _lookback(mark.stamp, config["lookback_days"])
+            pages = changes.pages(None, since=since) if since else changes.pages(mark)
+            assert keys.stamp is not None  # a StampReader exists
+            window = (
+                await rows_through(
+                    src, name, keys=keys.columns, stamp=keys.stamp, since=since, mark=mark
+                )
+                if since
+                else 0
+            )
+            before = leg.rows
+            await pipelined(pages, writer(name, record=True))
+            leg.reread += min(window, leg.rows - before)
+        if mark is None and last[0] is None:
+            # An empty table: its state row says "copied", so the planner can probe it.
+            await sink.save_watermark(None)
+
+    def _advance(self, name: str, leg: LegResult, rows: int) -> None:
+        leg.rows += rows
+        try:
+            self.listener.advanced(name, leg.leg, rows)
+        except Exception:
+            # A progress display that breaks must not fail a copy that works.
+            logger.debug("progress listener failed", exc_info=True)
