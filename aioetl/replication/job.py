@@ -31,7 +31,7 @@ from aioetl.errors import AioEtlError
 from aioetl.replication.batch_read import BatchReader, batch_tables, replica_copies
 from aioetl.replication.columns import ZeroDates
 from aioetl.replication.ddl_catalog import SourceDefinition, read_definitions
-from aioetl.replication.flow import finish_despite_cancel
+from aioetl.replication.flow import finish_despite_cancel, undo
 from aioetl.replication.history import RunRecorder
 from aioetl.replication.keys import ResolvedKey, effective_config, resolve_keys
 from aioetl.replication.legs import CLEANUP_TIMEOUT, PARALLEL_MIN_ROWS, Legs
@@ -154,19 +154,20 @@ class Replicator:
             options={**self.options.describe(), "tables": names},
         )
         await recorder.start()
-        status = "failed"
         try:
             results = await self._run(names, engines)
-            status = "ok" if all(r.ok for r in results) else "failed"
-            if self.window.closed:
-                status = "stopped"
-            return results
-        except asyncio.CancelledError:
-            status = "interrupted"
-            raise
-        finally:
+        except BaseException as exc:
+            status = "interrupted" if isinstance(exc, asyncio.CancelledError) else "failed"
+            # What stopped the run is what the caller sees, even if recording it fails.
             done = recorder.finish(list(self.results.values()), status)
-            await finish_despite_cancel(done, grace=CLEANUP_TIMEOUT)
+            await undo(done, grace=CLEANUP_TIMEOUT)
+            raise
+        status = "ok" if all(r.ok for r in results) else "failed"
+        if self.window.closed:
+            status = "stopped"
+        done = recorder.finish(list(self.results.values()), status)
+        await finish_despite_cancel(done, grace=CLEANUP_TIMEOUT)
+        return results
 
     def _config(self, name: str) -> dict[str, Any]:
         """tables.yml's options, with the key column taken from the source if unset."""
