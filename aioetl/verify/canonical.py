@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from aioetl.replication.columns import Column, ZeroDates
-from aioetl.replication.rendering import quote_mysql
+from aioetl.replication.rendering import kept_date, quote_mysql
 from aioetl.replication.state import quote_postgres
 
 __all__ = [
@@ -107,10 +107,7 @@ def _mysql_value(column: Column, view: View, zero_dates: ZeroDates) -> str:
     if kind in _DOUBLES:
         return _mysql_double(f"CAST({col} AS CHAR)")
     if column.is_date:
-        lowest = "0001-01-02" if zero_dates is ZeroDates.NULL else "0001-01-01"
-        kept = (
-            f"IF({col} >= '{lowest}' AND MONTH({col}) > 0 AND DAYOFMONTH({col}) > 0, {col}, NULL)"
-        )
+        kept = kept_date(col, zero_dates)
         pattern = _MYSQL_DATE if kind == "date" else _MYSQL_DATETIME
         return f"DATE_FORMAT({kept}, {pattern})"
     if kind == "time":
