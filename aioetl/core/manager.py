@@ -84,6 +84,13 @@ def _coerce(statement: Statement) -> Executable:
     raise TypeError(f"expected SQL text or a SQLAlchemy executable, got {type(statement).__name__}")
 
 
+def _expiry(cancelled: asyncio.CancelledError) -> TimeoutError:
+    """The same chain as asyncio.timeout's: TimeoutError caused by the cancellation."""
+    expired = TimeoutError()
+    expired.__cause__ = cancelled
+    return expired
+
+
 def create_connection_manager(engine: AsyncEngine, **options: Any) -> ConnectionManager:
     """``ConnectionManager(engine, **options)``, for ``async with create_connection_manager(e)``."""
     return ConnectionManager(engine, **options)
@@ -329,10 +336,7 @@ class ConnectionManager:
         except asyncio.CancelledError as exc:
             if not deadline.finish():
                 raise
-            # The same chain as asyncio.timeout's: TimeoutError caused by the cancellation.
-            expired = TimeoutError()
-            expired.__cause__ = exc
-            await self._timed_out(expired)
+            await self._timed_out(_expiry(exc))
         except BaseException:
             deadline.finish()
             raise
@@ -365,12 +369,16 @@ class ConnectionManager:
         try:
             return await attempt()
         except Exception as exc:
-            if not is_database_error(exc):
-                raise
-            if not classify(exc).transient:
-                raise translate(exc, database=self._label, secrets=self._secrets) from exc
-            first = exc
+            first = self._retryable(exc)
         return await self._retry(attempt, first)
+
+    def _retryable(self, exc: Exception) -> Exception:
+        """``exc`` if a fresh connection may cure it; anything else is raised (translated)."""
+        if not is_database_error(exc):
+            raise exc
+        if not classify(exc).transient:
+            raise translate(exc, database=self._label, secrets=self._secrets) from exc
+        return exc
 
     async def _retry(self, attempt: Callable[[], Awaitable[_T]], first: Exception) -> _T:
         # The retry loop is only built after a failure: the happy path pays nothing for it.
@@ -406,51 +414,82 @@ class ConnectionManager:
             ) from exc
 
     async def _execute_once(self, statement: Executable, params: Params) -> AnyResult:
-        self._check_open()
+        """One attempt at a statement, under the statement deadline.
+
+        The deadline is kept here rather than by wrapping the attempt in ``_bounded``:
+        every coroutine between the caller and the driver is paid on each round trip.
+        """
+        if self._state is not _State.OPEN:
+            self._check_open()
         if self._limiter is not None:
             await self._limiter.acquire()
         # The held connection is taken as is: no coroutine for the common case.
         conn = self._conn if self._conn is not None else await self._reconnect()
-        self._count()
-
-        async def run() -> AnyResult:
-            transaction = await conn.begin()
+        self.statements += 1
+        self._stats.statements += 1
+        deadline = self._deadline
+        if deadline is None:
+            result = await self._transact(conn, statement, params)
+        elif not deadline.start():
+            # A statement already timed on this manager (nested, or from another task):
+            # this one gets a deadline of its own.
+            return await self._bounded_apart(self._transact(conn, statement, params))
+        else:
             try:
-                result = await conn.execute(statement, params)
-            except BaseException as exc:
-                await self._abandon(conn, transaction, exc)
-                raise
-            try:
-                await transaction.commit()
-            except asyncio.CancelledError:
-                # Whether the server committed is unknown, and the connection still holds
-                # the transaction: it must not serve the next statement (a cleanup step).
-                await asyncio.shield(self._drop(invalidate=True))
-                raise
-            except Exception as exc:
-                # A failed COMMIT leaves the connection in no state to reuse.
-                await asyncio.shield(self._drop(invalidate=True))
-                if not is_database_error(exc) or not classify(exc).disconnect:
+                result = await self._transact(conn, statement, params)
+            except asyncio.CancelledError as exc:
+                if not deadline.finish():
                     raise
-                if self._read_only or _reads_only(statement):
-                    # Nothing to commit: the rows are already buffered, and they are right.
-                    return result
-                # The server may have committed before the connection dropped: running
-                # the statement again could apply it twice, so this is not retried.
-                raise CommitOutcomeUnknownError(
-                    f"{self._label}: the connection was lost during COMMIT; the statement "
-                    "may or may not have been applied (check before running it again)",
-                    code=classify(exc).code,
-                    sqlstate=classify(exc).sqlstate,
-                    database=self._label,
-                ) from exc
-            return result
+                await self._timed_out(_expiry(exc))
+            except BaseException:
+                deadline.finish()
+                raise
+            deadline.finish()
+        beat()
+        return result
 
-        return await self._bounded(run())
+    async def _transact(
+        self, conn: AsyncConnection, statement: Executable, params: Params
+    ) -> AnyResult:
+        """Run ``statement`` in a transaction of its own and commit it."""
+        if conn.get_transaction() is not None:
+            # Left open by other work on this connection: begin() refuses to run the
+            # statement inside it, as it always did (autobegin would join it).
+            await conn.begin()
+        # Autobegin, not begin(): the transaction starts inside execute's own greenlet
+        # instead of costing a greenlet of its own (no SQL either way).
+        try:
+            result = await conn.execute(statement, params)
+        except BaseException as exc:
+            await self._abandon(conn, exc)
+            raise
+        try:
+            await conn.commit()
+        except asyncio.CancelledError:
+            # Whether the server committed is unknown, and the connection still holds
+            # the transaction: it must not serve the next statement (a cleanup step).
+            await asyncio.shield(self._drop(invalidate=True))
+            raise
+        except Exception as exc:
+            # A failed COMMIT leaves the connection in no state to reuse.
+            await asyncio.shield(self._drop(invalidate=True))
+            if not is_database_error(exc) or not classify(exc).disconnect:
+                raise
+            if self._read_only or _reads_only(statement):
+                # Nothing to commit: the rows are already buffered, and they are right.
+                return result
+            # The server may have committed before the connection dropped: running
+            # the statement again could apply it twice, so this is not retried.
+            raise CommitOutcomeUnknownError(
+                f"{self._label}: the connection was lost during COMMIT; the statement "
+                "may or may not have been applied (check before running it again)",
+                code=classify(exc).code,
+                sqlstate=classify(exc).sqlstate,
+                database=self._label,
+            ) from exc
+        return result
 
-    async def _abandon(
-        self, conn: AsyncConnection, transaction: AsyncTransaction, error: BaseException
-    ) -> None:
+    async def _abandon(self, conn: AsyncConnection, error: BaseException) -> None:
         """Undo a failed statement; a broken or cancelled connection is not reused.
 
         After a cancellation the server may still be answering the cancelled statement,
@@ -463,7 +502,7 @@ class ConnectionManager:
             return
         try:
             async with asyncio.timeout(RELEASE_TIMEOUT):
-                await asyncio.shield(transaction.rollback())
+                await asyncio.shield(conn.rollback())
         except asyncio.CancelledError:
             await asyncio.shield(self._drop(invalidate=True))
             raise
@@ -507,7 +546,12 @@ class ConnectionManager:
         buffered rows are returned. (A SELECT of a function that writes counts as a read.)
         """
         executable = _coerce(statement)
-        return await self._call(lambda: self._execute_once(executable, params))
+        # _call without its coroutine: the retry loop is only built after a failure.
+        try:
+            return await self._execute_once(executable, params)
+        except Exception as exc:
+            first = self._retryable(exc)
+        return await self._retry(functools.partial(self._execute_once, executable, params), first)
 
     async def stream(
         self,
@@ -536,7 +580,7 @@ class ConnectionManager:
             try:
                 result = await self._bounded(conn.stream(executable, params))
             except BaseException as exc:
-                await self._abandon(conn, transaction, exc)
+                await self._abandon(conn, exc)
                 raise
             return transaction, result
 
