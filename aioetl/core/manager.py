@@ -11,25 +11,25 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias, TypeVar
 
 from aiolimiter import AsyncLimiter
-from sqlalchemy import Executable, Result, Row, TextClause, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncResult, AsyncTransaction
+from sqlalchemy import Executable, Result, Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncResult
 
+from aioetl.core.cursor import stream_batches
 from aioetl.core.deadline import StatementDeadline
 from aioetl.core.engine_options import CHECKOUT_GRACE
 from aioetl.core.errors_map import classify, is_database_error, translate
 from aioetl.core.factory import engine_profile
 from aioetl.core.ratelimit import server_limiter
-from aioetl.core.retry import RetryPolicy
+from aioetl.core.retry import RetryPolicy, retry_transient
 from aioetl.core.scrub import scrub_values
+from aioetl.core.statements import Params, Statement, coerce, reads_only
 from aioetl.core.stats import ServerStats, engine_stats
 from aioetl.core.watchdog import beat
 from aioetl.errors import (
     CommitOutcomeUnknownError,
     ConfigError,
     DatabaseConnectionError,
-    DatabaseError,
     ManagerStateError,
-    RetryExhaustedError,
     StatementTimeoutError,
 )
 
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
     AnyRow: TypeAlias = Row[*tuple[Any, ...]]
     AnyAsyncResult: TypeAlias = AsyncResult[*tuple[Any, ...]]
 
-Statement = str | Executable
-Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 _T = TypeVar("_T")
 
 
@@ -59,29 +57,11 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-@functools.lru_cache(maxsize=512)
-def _text(sql: str) -> TextClause:
-    return text(sql)
-
-
-#: Statements that only read (their COMMIT ends a transaction that wrote nothing).
-_READS: Final = frozenset({"SELECT", "SHOW", "CHECKSUM", "EXPLAIN"})
-
-
-def _reads_only(statement: Executable) -> bool:
-    """A plain read: SQL text starting with SELECT/SHOW/…, or a SQLAlchemy SELECT."""
-    if isinstance(statement, TextClause):
-        words = statement.text.split(None, 1)
-        return bool(words) and words[0].upper() in _READS
-    return bool(getattr(statement, "is_select", False))
-
-
-def _coerce(statement: Statement) -> Executable:
-    if isinstance(statement, str):
-        return _text(statement)
-    if isinstance(statement, Executable):
-        return statement
-    raise TypeError(f"expected SQL text or a SQLAlchemy executable, got {type(statement).__name__}")
+def _expiry(cancelled: asyncio.CancelledError) -> TimeoutError:
+    """The same chain as asyncio.timeout's: TimeoutError caused by the cancellation."""
+    expired = TimeoutError()
+    expired.__cause__ = cancelled
+    return expired
 
 
 def create_connection_manager(engine: AsyncEngine, **options: Any) -> ConnectionManager:
@@ -151,7 +131,7 @@ class ConnectionManager:
             else f"{engine.url.host}:{engine.url.port}/{engine.url.database}"
         )
         self._secrets = (engine.url.password,)
-        self._session = tuple(_coerce(sql) for sql in session_statements)
+        self._session = tuple(coerce(sql) for sql in session_statements)
         self._limiter: AsyncLimiter | None = None
         self._stats = ServerStats()
         #: Statements this manager sent (every attempt, session statements included).
@@ -329,10 +309,7 @@ class ConnectionManager:
         except asyncio.CancelledError as exc:
             if not deadline.finish():
                 raise
-            # The same chain as asyncio.timeout's: TimeoutError caused by the cancellation.
-            expired = TimeoutError()
-            expired.__cause__ = exc
-            await self._timed_out(expired)
+            await self._timed_out(_expiry(exc))
         except BaseException:
             deadline.finish()
             raise
@@ -365,92 +342,109 @@ class ConnectionManager:
         try:
             return await attempt()
         except Exception as exc:
-            if not is_database_error(exc):
-                raise
-            if not classify(exc).transient:
-                raise translate(exc, database=self._label, secrets=self._secrets) from exc
-            first = exc
+            first = self._retryable(exc)
         return await self._retry(attempt, first)
+
+    def _retryable(self, exc: Exception) -> Exception:
+        """``exc`` if a fresh connection may cure it; anything else is raised (translated)."""
+        if not is_database_error(exc):
+            raise exc
+        if not classify(exc).transient:
+            raise translate(exc, database=self._label, secrets=self._secrets) from exc
+        return exc
 
     async def _retry(self, attempt: Callable[[], Awaitable[_T]], first: Exception) -> _T:
         # The retry loop is only built after a failure: the happy path pays nothing for it.
-        pending: list[Exception] = [first]
-        attempts = 0
-        last: BaseException = first
-        try:
-            async for state in self._policy.retrying(label=self._label):
-                with state:
-                    attempts += 1
-                    if pending:
-                        raise pending.pop()
-                    self._stats.retries += 1
-                    await self._drop(invalidate=self._broken(last))
-                    try:
-                        result = await attempt()
-                    except Exception as exc:
-                        last = exc
-                        raise
-            return result
-        except Exception as exc:
-            if not is_database_error(exc):
-                raise
-            error = translate(exc, database=self._label, secrets=self._secrets)
-            if not error.transient:
-                raise error from exc
-            detail = str(error).removeprefix(f"{self._label}: ")
-            plural = "s" if attempts != 1 else ""
-            raise RetryExhaustedError(
-                f"{self._label}: gave up after {attempts} attempt{plural}: {detail}",
-                attempts=attempts,
-                last_error=error,
-            ) from exc
+        return await retry_transient(
+            self._policy,
+            attempt,
+            first,
+            label=self._label,
+            secrets=self._secrets,
+            before_retry=self._before_retry,
+        )
+
+    async def _before_retry(self, last: BaseException) -> None:
+        self._stats.retries += 1
+        await self._drop(invalidate=self._broken(last))
 
     async def _execute_once(self, statement: Executable, params: Params) -> AnyResult:
-        self._check_open()
+        """One attempt at a statement, under the statement deadline.
+
+        The deadline is kept here rather than by wrapping the attempt in ``_bounded``:
+        every coroutine between the caller and the driver is paid on each round trip.
+        """
+        if self._state is not _State.OPEN:
+            self._check_open()
         if self._limiter is not None:
             await self._limiter.acquire()
         # The held connection is taken as is: no coroutine for the common case.
         conn = self._conn if self._conn is not None else await self._reconnect()
-        self._count()
-
-        async def run() -> AnyResult:
-            transaction = await conn.begin()
+        self.statements += 1
+        self._stats.statements += 1
+        deadline = self._deadline
+        if deadline is None:
+            result = await self._transact(conn, statement, params)
+        elif not deadline.start():
+            # A statement already timed on this manager (nested, or from another task):
+            # this one gets a deadline of its own.
+            return await self._bounded_apart(self._transact(conn, statement, params))
+        else:
             try:
-                result = await conn.execute(statement, params)
-            except BaseException as exc:
-                await self._abandon(conn, transaction, exc)
-                raise
-            try:
-                await transaction.commit()
-            except asyncio.CancelledError:
-                # Whether the server committed is unknown, and the connection still holds
-                # the transaction: it must not serve the next statement (a cleanup step).
-                await asyncio.shield(self._drop(invalidate=True))
-                raise
-            except Exception as exc:
-                # A failed COMMIT leaves the connection in no state to reuse.
-                await asyncio.shield(self._drop(invalidate=True))
-                if not is_database_error(exc) or not classify(exc).disconnect:
+                result = await self._transact(conn, statement, params)
+            except asyncio.CancelledError as exc:
+                if not deadline.finish():
                     raise
-                if self._read_only or _reads_only(statement):
-                    # Nothing to commit: the rows are already buffered, and they are right.
-                    return result
-                # The server may have committed before the connection dropped: running
-                # the statement again could apply it twice, so this is not retried.
-                raise CommitOutcomeUnknownError(
-                    f"{self._label}: the connection was lost during COMMIT; the statement "
-                    "may or may not have been applied (check before running it again)",
-                    code=classify(exc).code,
-                    sqlstate=classify(exc).sqlstate,
-                    database=self._label,
-                ) from exc
-            return result
+                await self._timed_out(_expiry(exc))
+            except BaseException:
+                deadline.finish()
+                raise
+            deadline.finish()
+        beat()
+        return result
 
-        return await self._bounded(run())
+    async def _transact(
+        self, conn: AsyncConnection, statement: Executable, params: Params
+    ) -> AnyResult:
+        """Run ``statement`` in a transaction of its own and commit it."""
+        if conn.get_transaction() is not None:
+            # Left open by other work on this connection: begin() refuses to run the
+            # statement inside it, as it always did (autobegin would join it).
+            await conn.begin()
+        # Autobegin, not begin(): the transaction starts inside execute's own greenlet
+        # instead of costing a greenlet of its own (no SQL either way).
+        try:
+            result = await conn.execute(statement, params)
+        except BaseException as exc:
+            await self._abandon(conn, exc)
+            raise
+        try:
+            await conn.commit()
+        except asyncio.CancelledError:
+            # Whether the server committed is unknown, and the connection still holds
+            # the transaction: it must not serve the next statement (a cleanup step).
+            await asyncio.shield(self._drop(invalidate=True))
+            raise
+        except Exception as exc:
+            # A failed COMMIT leaves the connection in no state to reuse.
+            await asyncio.shield(self._drop(invalidate=True))
+            if not is_database_error(exc) or not classify(exc).disconnect:
+                raise
+            if self._read_only or reads_only(statement):
+                # Nothing to commit: the rows are already buffered, and they are right.
+                return result
+            # The server may have committed before the connection dropped: running
+            # the statement again could apply it twice, so this is not retried.
+            raise CommitOutcomeUnknownError(
+                f"{self._label}: the connection was lost during COMMIT; the statement "
+                "may or may not have been applied (check before running it again)",
+                code=classify(exc).code,
+                sqlstate=classify(exc).sqlstate,
+                database=self._label,
+            ) from exc
+        return result
 
-    async def _abandon(
-        self, conn: AsyncConnection, transaction: AsyncTransaction, error: BaseException
-    ) -> None:
+    async def _abandon(self, conn: AsyncConnection, error: BaseException) -> None:
         """Undo a failed statement; a broken or cancelled connection is not reused.
 
         After a cancellation the server may still be answering the cancelled statement,
@@ -463,7 +457,7 @@ class ConnectionManager:
             return
         try:
             async with asyncio.timeout(RELEASE_TIMEOUT):
-                await asyncio.shield(transaction.rollback())
+                await asyncio.shield(conn.rollback())
         except asyncio.CancelledError:
             await asyncio.shield(self._drop(invalidate=True))
             raise
@@ -506,10 +500,15 @@ class ConnectionManager:
         session, or SQL starting with SELECT, SHOW, CHECKSUM or EXPLAIN): then its
         buffered rows are returned. (A SELECT of a function that writes counts as a read.)
         """
-        executable = _coerce(statement)
-        return await self._call(lambda: self._execute_once(executable, params))
+        executable = coerce(statement)
+        # _call without its coroutine: the retry loop is only built after a failure.
+        try:
+            return await self._execute_once(executable, params)
+        except Exception as exc:
+            first = self._retryable(exc)
+        return await self._retry(functools.partial(self._execute_once, executable, params), first)
 
-    async def stream(
+    def stream(
         self,
         statement: Statement,
         params: Mapping[str, Any] | None = None,
@@ -522,41 +521,4 @@ class ConnectionManager:
         statement; a failure after rows were yielded is raised (the caller decides how to
         resume). Stop early with ``contextlib.aclosing`` so the cursor is released at once.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        executable = _coerce(statement)
-
-        async def open_cursor() -> tuple[AsyncTransaction, AnyAsyncResult]:
-            self._check_open()
-            if self._limiter is not None:
-                await self._limiter.acquire()
-            conn = await self._reconnect()
-            self._count()
-            transaction = await conn.begin()
-            try:
-                result = await self._bounded(conn.stream(executable, params))
-            except BaseException as exc:
-                await self._abandon(conn, transaction, exc)
-                raise
-            return transaction, result
-
-        transaction, result = await self._call(open_cursor)
-        finished = False
-        try:
-            while True:
-                rows = await self._bounded(result.fetchmany(batch_size))
-                if not rows:
-                    break
-                yield rows
-            await result.close()
-            await transaction.commit()
-            finished = True
-        except Exception as exc:
-            if isinstance(exc, DatabaseError) or not is_database_error(exc):
-                raise
-            raise translate(exc, database=self._label, secrets=self._secrets) from exc
-        finally:
-            if not finished:
-                # Stopped early, failed or cancelled: a half-read cursor cannot be reused,
-                # and draining it could read millions of rows, so drop the connection.
-                await asyncio.shield(self._drop(invalidate=True))
+        return stream_batches(self, statement, params, batch_size=batch_size)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -24,11 +24,14 @@ from aioetl.config._resolve import (
     DEFAULT_RETRY_BACKOFF_BASE,
     DEFAULT_RETRY_BACKOFF_MAX,
 )
-from aioetl.core.errors_map import classify, is_transient
+from aioetl.core.errors_map import classify, is_database_error, is_transient, translate
+from aioetl.errors import RetryExhaustedError
 
-__all__ = ["RetryPolicy"]
+__all__ = ["RetryPolicy", "retry_transient"]
 
 logger = logging.getLogger("aioetl.retry")
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -106,3 +109,51 @@ class RetryPolicy:
             reraise=True,
             **options,
         )
+
+
+async def retry_transient(
+    policy: RetryPolicy,
+    attempt: Callable[[], Awaitable[_T]],
+    first: Exception,
+    *,
+    label: str,
+    secrets: Iterable[str | None],
+    before_retry: Callable[[BaseException], Awaitable[None]],
+) -> _T:
+    """Run ``attempt`` again after it failed with the transient error ``first``.
+
+    ``before_retry(last error)`` runs before each new attempt (a manager lets go of the
+    connection there). A non-transient error is raised as a DatabaseError; when the
+    retries run out, RetryExhaustedError holds the last error.
+    """
+    pending: list[Exception] = [first]
+    attempts = 0
+    last: BaseException = first
+    try:
+        async for state in policy.retrying(label=label):
+            with state:
+                attempts += 1
+                if pending:
+                    # The first attempt already ran: its error goes through tenacity's
+                    # checks and backoff like any other.
+                    raise pending.pop()
+                await before_retry(last)
+                try:
+                    result = await attempt()
+                except Exception as exc:
+                    last = exc
+                    raise
+        return result
+    except Exception as exc:
+        if not is_database_error(exc):
+            raise
+        error = translate(exc, database=label, secrets=secrets)
+        if not error.transient:
+            raise error from exc
+        detail = str(error).removeprefix(f"{label}: ")
+        plural = "s" if attempts != 1 else ""
+        raise RetryExhaustedError(
+            f"{label}: gave up after {attempts} attempt{plural}: {detail}",
+            attempts=attempts,
+            last_error=error,
+        ) from exc

@@ -65,6 +65,23 @@ async def test_result_is_buffered_and_committed(
     assert checked_out(aioetl_replication_engine) == 0
 
 
+async def test_a_transaction_left_open_is_refused_not_committed(
+    aioetl_replication_engine: AsyncEngine, probe: str
+) -> None:
+    """A statement runs in a transaction of its own: one left open on the connection by
+    other work is neither joined nor committed by it."""
+    async with create_connection_manager(aioetl_replication_engine) as manager:
+        await manager.execute_with_retry(f"DROP TABLE IF EXISTS {probe}")
+        await manager.execute_with_retry(f"CREATE TABLE {probe} (id int PRIMARY KEY) ENGINE=InnoDB")
+        await manager.connection.begin()
+        await manager.connection.execute(text(f"INSERT INTO {probe} VALUES (1)"))
+        with pytest.raises(DatabaseError, match="already"):
+            await manager.execute_with_retry(f"INSERT INTO {probe} VALUES (2)")
+        await manager.connection.rollback()
+        assert (await manager.execute_with_retry(f"SELECT count(*) FROM {probe}")).scalar() == 0
+    assert checked_out(aioetl_replication_engine) == 0
+
+
 async def test_killed_mysql_connection_is_replaced(
     aioetl_source_engine: AsyncEngine, mysql_admin: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
