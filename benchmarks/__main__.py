@@ -32,6 +32,7 @@ from benchmarks import (
     replica,
     throughput,
     verifying,
+    warehouse,
 )
 from benchmarks.common import FULL, SMOKE, BenchEnv, Section, Sizes
 from benchmarks.report import render, summary_table
@@ -43,6 +44,7 @@ BENCHMARKS: Final[dict[str, tuple[str, Runner]]] = {
     overhead.KEY: (overhead.TITLE, overhead.run),
     throughput.KEY: (throughput.TITLE, throughput.run),
     replica.KEY: (replica.TITLE, replica.run),
+    warehouse.KEY: (warehouse.TITLE, warehouse.run),
     concurrency.KEY: (concurrency.TITLE, concurrency.run),
     ratelimit.KEY: (ratelimit.TITLE, ratelimit.run),
     memory.KEY: (memory.TITLE, memory.run),

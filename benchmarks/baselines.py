@@ -49,6 +49,7 @@ __all__ = [
     "mysqldump_read",
     "pgloader",
     "pgloader_available",
+    "psql_command",
     "psql_copy",
     "sync_to_replica",
     "sync_to_warehouse",
@@ -111,6 +112,11 @@ async def _psql(bench: BenchEnv, *commands: str) -> float:
         argv.extend(["-c", command])
     seconds, _ = await run_tool(argv, env=bench.psql_env())
     return seconds
+
+
+async def psql_command(bench: BenchEnv, command: str) -> float:
+    """Run one SQL command through psql as the benchmark's role (RuntimeError if refused)."""
+    return await _psql(bench, command)
 
 
 async def export_warehouse_csv(bench: BenchEnv, warehouse_table: str, folder: Path) -> Path:

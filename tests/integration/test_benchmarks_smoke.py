@@ -67,6 +67,7 @@ def test_benchmarks_smoke_run(tmp_path: Path) -> None:
     assert text.startswith("# aioetl benchmarks")
     assert "## 5. Memory" in text
     assert "## 2b. Replica full rebuild" in text
+    assert "## 2c. Warehouse leg against a warm psql \\copy" in text
     # The charts are drawn beside the report and linked from it (or skipped, said so).
     assert "# Charts" in text
     if importlib.util.find_spec("matplotlib") is not None:
