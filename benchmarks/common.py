@@ -38,6 +38,7 @@ __all__ = [
     "Sizes",
     "Table",
     "Target",
+    "Versus",
     "fmt_int",
     "fmt_ratio",
     "interleaved",
@@ -46,6 +47,7 @@ __all__ = [
     "median_interval",
     "package_versions",
     "run_tool",
+    "side_by_side",
 ]
 
 #: The ratio sign in reports (a constant: ruff flags the bare character).
@@ -315,6 +317,47 @@ def median_interval(values: Sequence[float]) -> tuple[float, float]:
     low = max(0, math.floor(count / 2 - half))
     high = min(count - 1, math.ceil(count / 2 + half) - 1)
     return ordered[low], ordered[high]
+
+
+@dataclass(frozen=True)
+class Versus:
+    """One variant of interleaved rounds against the reference: the reference's median
+    seconds over this one's, and the range of the same ratio round by round (the noise)."""
+
+    ratio: float
+    noise: tuple[float, float]
+
+
+def side_by_side(
+    title: str,
+    reference: str,
+    seconds: Mapping[str, Sequence[float]],
+    rows: int,
+    *,
+    highlight: Sequence[str],
+) -> tuple[Table, dict[str, Versus]]:
+    """The table of interleaved rounds (median, range, rows/s, ratio to ``reference`` and
+    its per-round range, ``highlight`` in bold) and each variant's :class:`Versus`."""
+    table = Table(
+        title,
+        ["copy", "median s", "min-max s", "rows/s", f"vs {reference}", "per-round min-max"],
+    )
+    base = median(seconds[reference])
+    found: dict[str, Versus] = {}
+    for variant, runs in seconds.items():
+        value = median(runs)
+        per_round = [r / s for r, s in zip(seconds[reference], runs, strict=True)]
+        low, high = (min(per_round), max(per_round)) if per_round else (math.nan, math.nan)
+        found[variant] = Versus(base / value, (low, high))
+        table.add(
+            f"**{variant}**" if variant in highlight else variant,
+            f"{value:.2f}",
+            f"{min(runs):.2f}-{max(runs):.2f}",
+            fmt_int(rows / value),
+            f"{base / value:.2f}{TIMES}",
+            f"{low:.2f}-{high:.2f}{TIMES}",
+        )
+    return table, found
 
 
 def interleaved(variants: Sequence[str], rounds: int) -> Iterator[tuple[int, str]]:

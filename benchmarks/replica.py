@@ -22,11 +22,10 @@ from benchmarks.common import (
     BenchEnv,
     Section,
     Sizes,
-    Table,
     Target,
-    fmt_int,
     interleaved,
     median,
+    side_by_side,
 )
 from benchmarks.data import patient_tables_config, prepared_patients
 from benchmarks.throughput import aioetl_run
@@ -60,10 +59,6 @@ def _without_deferral() -> Iterator[None]:
         ReplicaWriter.defer_indexes, ReplicaWriter.build_indexes = saved  # type: ignore[method-assign]
 
 
-def spread(ratios: list[float]) -> tuple[float, float]:
-    return (min(ratios), max(ratios)) if ratios else (float("nan"), float("nan"))
-
-
 async def _once(bench: BenchEnv, variant: str, table: str, tables: Any) -> float:
     if variant == _DUMP:
         return await baselines.mysqldump_pipe(bench, table)
@@ -92,34 +87,21 @@ async def run(bench: BenchEnv, sizes: Sizes, shared: dict[str, Any]) -> Section:
         "mysqldump | mariadb / median seconds of the copy; noise = the range of the "
         "per-round ratio."
     )
-    dump = median(seconds[_DUMP])
-    result = Table(
+    result, versus = side_by_side(
         f"Source → replica, {rows:,} rows (median of {rounds}, interleaved)",
-        ["copy", "median s", "min-max s", "rows/s", "vs mysqldump | mariadb", "per-round min-max"],
+        _DUMP,
+        seconds,
+        rows,
+        highlight=[_DEFERRED],
     )
-    ratios: dict[str, list[float]] = {}
-    for variant in _VARIANTS:
-        value = median(seconds[variant])
-        per_round = [d / s for d, s in zip(seconds[_DUMP], seconds[variant], strict=True)]
-        ratios[variant] = per_round
-        low, high = spread(per_round)
-        result.add(
-            f"**{variant}**" if variant == _DEFERRED else variant,
-            f"{value:.2f}",
-            f"{min(seconds[variant]):.2f}-{max(seconds[variant]):.2f}",
-            fmt_int(rows / value),
-            f"{dump / value:.2f}{TIMES}",
-            f"{low:.2f}-{high:.2f}{TIMES}",
-        )
     section.tables.append(result)
-    low, high = spread(ratios[_DEFERRED])
     section.targets.append(
         Target(
             "source → replica full rebuild / mysqldump | mariadb, aiomysql",
-            dump / median(seconds[_DEFERRED]),
+            versus[_DEFERRED].ratio,
             VS_DUMP_PIPE,
             unit=TIMES,
-            noise=(low, high),
+            noise=versus[_DEFERRED].noise,
         )
     )
     plain = median(seconds[_PLAIN])

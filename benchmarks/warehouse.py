@@ -22,14 +22,13 @@ from benchmarks.common import (
     BenchEnv,
     Section,
     Sizes,
-    Table,
     Target,
     fmt_int,
     interleaved,
     median,
+    side_by_side,
 )
 from benchmarks.data import patient_tables_config, prepared_patients
-from benchmarks.replica import spread
 from benchmarks.throughput import aioetl_run
 
 __all__ = ["run"]
@@ -96,33 +95,24 @@ async def run(bench: BenchEnv, sizes: Sizes, shared: dict[str, Any]) -> Section:
         "range of the per-round ratio."
     )
     copy = median(seconds[_COPY])
-    result = Table(
+    result, versus = side_by_side(
         f"Replica → warehouse, {rows:,} rows (median of {rounds}, interleaved)",
-        ["copy", "median s", "min-max s", "rows/s", "vs psql \\copy", "per-round min-max"],
+        _COPY,
+        seconds,
+        rows,
+        highlight=[v for v in _VARIANTS if v != _COPY],
     )
-    for variant in _VARIANTS:
-        value = median(seconds[variant])
-        per_round = [c / s for c, s in zip(seconds[_COPY], seconds[variant], strict=True)]
-        low, high = spread(per_round)
-        result.add(
-            variant if variant == _COPY else f"**{variant}**",
-            f"{value:.2f}",
-            f"{min(seconds[variant]):.2f}-{max(seconds[variant]):.2f}",
-            fmt_int(rows / value),
-            f"{copy / value:.2f}{TIMES}",
-            f"{low:.2f}-{high:.2f}{TIMES}",
-        )
-        driver = variant.removeprefix("aioetl, ")
-        if driver in GOALS:
-            section.targets.append(
-                Target(
-                    f"replica → warehouse / warm psql \\copy, {driver}",
-                    copy / value,
-                    GOALS[driver],
-                    unit=TIMES,
-                    noise=(low, high),
-                )
+    for driver, goal in GOALS.items():
+        found = versus[f"aioetl, {driver}"]
+        section.targets.append(
+            Target(
+                f"replica → warehouse / warm psql \\copy, {driver}",
+                found.ratio,
+                goal,
+                unit=TIMES,
+                noise=found.noise,
             )
+        )
     section.tables.append(result)
     section.notes.append(
         f"`psql \\copy` ran at {fmt_int(rows / copy)} rows/s here: compare it with other runs "

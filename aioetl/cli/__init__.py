@@ -121,20 +121,25 @@ def _table_names(
     return names
 
 
+def _table_selection_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--tables`` and ``--exclude``, the same for every command that works on tables."""
+    function = click.option(
+        "--exclude",
+        multiple=True,
+        metavar="GLOB",
+        help="Leave out the tables matching GLOB (repeatable).",
+    )(function)
+    return click.option(
+        "--tables",
+        default=None,
+        callback=_table_names,
+        help="Comma-separated tables or globs, e.g. 'patient,claim*' (default: all in tables.yml).",
+    )(function)
+
+
 @cli.command()
 @_environment_option
-@click.option(
-    "--tables",
-    default=None,
-    callback=_table_names,
-    help="Comma-separated tables or globs, e.g. 'patient,claim*' (default: all in tables.yml).",
-)
-@click.option(
-    "--exclude",
-    multiple=True,
-    metavar="GLOB",
-    help="Leave out the tables matching GLOB (repeatable).",
-)
+@_table_selection_options
 @click.option(
     "--target",
     type=click.Choice(["replica", "warehouse", "all"]),
@@ -269,18 +274,7 @@ def status(environment: str | None, output: str) -> None:
 
 @cli.command()
 @_environment_option
-@click.option(
-    "--tables",
-    default=None,
-    callback=_table_names,
-    help="Comma-separated tables or globs, e.g. 'patient,claim*' (default: all in tables.yml).",
-)
-@click.option(
-    "--exclude",
-    multiple=True,
-    metavar="GLOB",
-    help="Leave out the tables matching GLOB (repeatable).",
-)
+@_table_selection_options
 @click.option(
     "--target",
     type=click.Choice(["replica", "warehouse", "all"]),
