@@ -54,6 +54,8 @@ class TableStatus:
 def _lag(mark: TableState | None, newest: Any, stamped: bool) -> str | None:
     if mark is None or mark.mark is None or newest is None:
         return None
+    if mark.mark.first_copy:
+        return "first copy"  # its stamp is where the changes pass will start, not a lag
     if not stamped:
         if not isinstance(mark.mark.key, int):
             return None  # a key tuple: no number of keys behind
@@ -76,6 +78,8 @@ def _lag(mark: TableState | None, newest: Any, stamped: bool) -> str | None:
 def _mark(state: TableState | None) -> str | None:
     if state is None or state.mark is None:
         return None
+    if state.mark.first_copy:
+        return f"first copy: keys to {state.mark.bulk}"
     key = describe_key(state.mark.key)
     return f"{state.mark.stamp} / {key}" if state.mark.stamp else key
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -72,6 +72,20 @@ async def _record_evidence(
     leg_plan = plan.leg(leg)
     if config["extraction_strategy"] == "full" and leg_plan is not None:
         await save(plan.table, leg_plan.evidence)
+
+
+async def _progressing(
+    pages: AsyncGenerator[Page, None], start: Watermark
+) -> AsyncGenerator[Page, None]:
+    """A stamped table's bulk pages, each marked with the bulk pass's progress: every key
+    up to the page's last is copied, and the changes pass will start at ``start``."""
+    async with contextlib.aclosing(pages) as stream:
+        async for page in stream:
+            last = page.last
+            if last is not None and isinstance(last.key, int):
+                progress = Watermark(key=start.key, stamp=start.stamp, bulk=last.key)
+                page = Page(rows=page.rows, body=page.body, last=progress)
+            yield page
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -278,19 +292,29 @@ class Legs:
                 if record:
                     last[0] = page.last
                 if page.last is not None:
-                    highest[0] = higher(highest[0], page.last.key)
+                    done = page.last.bulk if page.last.bulk is not None else page.last.key
+                    highest[0] = higher(highest[0], done)
                 self._advance(name, leg, page.rows)
                 self.window.check(name)
 
             return write
 
-        async def bulk(into: str, *, record: bool) -> None:
-            """Every row, by key ranges; split over two connections where allowed."""
+        async def bulk(
+            into: str, *, record: bool, after: int | None = None, progress: Watermark | None = None
+        ) -> None:
+            """Every row (above ``after``), by key ranges; split over two connections where
+            allowed. With ``progress`` (a stamped table's first copy), the pages read in
+            key order from the start record how far the pass got, so that a copy stopped
+            midway resumes from there instead of reading every row again."""
             edges = await ranges.bounds() if split and not record else None
             if edges is None or table.rows < PARALLEL_MIN_ROWS or split is None:
-                await pipelined(ranges.pages(), writer(into, record=record))
+                pages = ranges.pages(after)
+                if progress is not None:
+                    pages = _progressing(pages, progress)
+                await pipelined(pages, writer(into, record=record or progress is not None))
                 return
-            middle = (edges[0] + edges[1]) // 2
+            lowest = edges[0] - 1 if after is None else after
+            middle = (lowest + edges[1]) // 2
 
             async def upper_half() -> None:
                 assert split is not None
@@ -298,14 +322,29 @@ class Legs:
                     reader = KeyRangeReader(other_source, name, table.columns, **common)
                     await pipelined(reader.pages(middle), writer(into, record=False, to=other_sink))
 
+            lower = ranges.pages(lowest, until=middle)
+            if progress is not None:
+                # Only the lower half is a prefix of the keys: the upper half's progress
+                # is not recorded (a resumed copy reads that half again).
+                lower = _progressing(lower, progress)
             await together(
-                pipelined(ranges.pages(edges[0] - 1, until=middle), writer(into, record=False)),
+                pipelined(lower, writer(into, record=progress is not None)),
                 upper_half(),
             )
 
-        async def whole(into: str, *, live: bool) -> None:
-            start = await changes.starting_point() if changes else None
-            await bulk(into, record=changes is None and live)
+        async def whole(into: str, *, live: bool, resume: Watermark | None = None) -> None:
+            if resume is not None:
+                # A first copy stopped in its bulk pass: its changes start where it began.
+                start: Watermark | None = Watermark(key=resume.key, stamp=resume.stamp)
+            else:
+                start = await changes.starting_point() if changes else None
+            progress = start if live and start is not None and keys.ranged else None
+            await bulk(
+                into,
+                record=changes is None and live,
+                after=resume.bulk if resume is not None else None,
+                progress=progress,
+            )
             if changes is not None and start is not None:
                 # The bulk pass is complete: from here on, only what changed meanwhile.
                 last[0] = start
@@ -346,6 +385,8 @@ class Legs:
             await pipelined(ranges.pages(mark.key if mark else None), writer(name, record=True))
         elif mark is None:
             await whole(name, live=True)
+        elif mark.first_copy:
+            await whole(name, live=True, resume=mark)
         else:
             since = _lookback(mark.stamp, config["lookback_days"])
             pages = changes.pages(None, since=since) if since else changes.pages(mark)

@@ -207,6 +207,8 @@ async def make_plan(
             if full or name not in replica_tables or state is None:
                 continue
             key, stamp = watermark_columns(dict(config))
+            if state.mark is not None and state.mark.first_copy:
+                continue  # a first copy stopped midway: it resumes, nothing to probe
             if state.mark is None:
                 # Copied while empty: is there any row now?
                 probes.append(ChangeProbe(table=name, key=key, stamp=None, mark=None))
@@ -291,6 +293,8 @@ def _replica_leg(
         if changed is False and not options.reconcile:
             return LegPlan(leg, Action.UNCHANGED, "the source table is still empty")
         return LegPlan(leg, Action.FIRST, "no watermark yet")
+    if state.mark.first_copy:
+        return _resumed_first_copy(leg, state.mark)
     if options.reconcile:
         return LegPlan(leg, Action.CHANGES, "--reconcile", resume=state.mark)
     if changed is None:
@@ -316,6 +320,8 @@ def _warehouse_leg(
         return LegPlan(leg, Action.RELOAD, "--full", evidence=evidence)
     if not exists or state is None:
         return LegPlan(leg, Action.FIRST, "not in the warehouse yet", evidence=evidence)
+    if state.mark is not None and state.mark.first_copy:
+        return _resumed_first_copy(leg, state.mark)
     replica_idle = replica is None or replica.action is Action.UNCHANGED
     if replica_idle and not options.reconcile and _same(source, state, whole=whole):
         return LegPlan(leg, Action.UNCHANGED, "holds what the replica holds", resume=state.mark)
@@ -324,6 +330,12 @@ def _warehouse_leg(
     if state.mark is None:
         return LegPlan(leg, Action.FIRST, "no watermark yet")
     return LegPlan(leg, Action.CHANGES, "the replica has newer rows", resume=state.mark)
+
+
+def _resumed_first_copy(leg: str, mark: Watermark) -> LegPlan:
+    return LegPlan(
+        leg, Action.FIRST, f"a first copy stopped after key {mark.bulk}: it resumes", resume=mark
+    )
 
 
 def _key_text(key: Key) -> str:

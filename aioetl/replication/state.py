@@ -32,7 +32,11 @@ __all__ = [
 STATE_TABLE: Final = "_aioetl_state"
 _ALREADY_CREATED: Final = frozenset({"23505", "42P07"})
 #: Columns added since the first version, in order: (name, MySQL type).
-_ADDED_MYSQL_COLUMNS: Final = (("evidence", "varchar(255) NULL"), ("last_key_json", "text NULL"))
+_ADDED_MYSQL_COLUMNS: Final = (
+    ("evidence", "varchar(255) NULL"),
+    ("last_key_json", "text NULL"),
+    ("bulk_key", "bigint NULL"),
+)
 #: With a paramstyle whose marker is not ``%``: the default (psycopg2's) doubles ``%``.
 _PG: Final[Any] = postgresql.dialect(  # type: ignore[no-untyped-call]
     paramstyle="named"
@@ -61,6 +65,14 @@ class Watermark:
 
     key: Key
     stamp: str | None = None
+    #: A stamped table's first copy still reading every row by key: every key up to this
+    #: one is committed, and (``stamp``, ``key``) is where its changes pass will start.
+    bulk: int | None = None
+
+    @property
+    def first_copy(self) -> bool:
+        """A first copy that was stopped before its bulk pass ended (it resumes)."""
+        return self.bulk is not None
 
 
 def describe_key(key: Key) -> str:
@@ -80,11 +92,12 @@ def key_columns_values(mark: Watermark | None) -> tuple[int | None, str | None]:
     return mark.key, None
 
 
-def _mark(last_key: Any, last_stamp: Any, last_key_json: Any) -> Watermark | None:
+def _mark(last_key: Any, last_stamp: Any, last_key_json: Any, bulk_key: Any) -> Watermark | None:
+    bulk = None if bulk_key is None else int(bulk_key)
     if last_key_json is not None:
-        return Watermark(key=tuple(json.loads(str(last_key_json))), stamp=last_stamp)
+        return Watermark(key=tuple(json.loads(str(last_key_json))), stamp=last_stamp, bulk=bulk)
     if last_key is not None:
-        return Watermark(key=int(last_key), stamp=last_stamp)
+        return Watermark(key=int(last_key), stamp=last_stamp, bulk=bulk)
     return None
 
 
@@ -102,7 +115,12 @@ def _state(row: Any) -> TableState:
     """A state row read with ``SELECT *``: a table made by an earlier version (not yet
     migrated) lacks the newer columns, which read as NULL."""
     values = row._mapping
-    mark = _mark(values["last_key"], values["last_stamp"], values.get("last_key_json"))
+    mark = _mark(
+        values["last_key"],
+        values["last_stamp"],
+        values.get("last_key_json"),
+        values.get("bulk_key"),
+    )
     return TableState(strategy=str(values["strategy"]), mark=mark, evidence=values.get("evidence"))
 
 
@@ -123,7 +141,8 @@ class MySQLStateStore:
             "rows_copied bigint NOT NULL DEFAULT 0, "
             "updated_at datetime NOT NULL, "
             "evidence varchar(255) NULL, "
-            "last_key_json text NULL"
+            "last_key_json text NULL, "
+            "bulk_key bigint NULL"
             ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
         )
 
@@ -166,11 +185,11 @@ class MySQLStateStore:
     async def save(self, table: str, strategy: str, watermark: Watermark | None, rows: int) -> None:
         await self._manager.execute_with_retry(
             f"INSERT INTO {self._table} "  # noqa: S608
-            "(table_name, strategy, last_stamp, last_key, last_key_json, rows_copied, updated_at) "
-            "VALUES (:t, :s, :stamp, :key, :key_json, :rows, UTC_TIMESTAMP()) "
+            "(table_name, strategy, last_stamp, last_key, last_key_json, bulk_key, rows_copied, "
+            "updated_at) VALUES (:t, :s, :stamp, :key, :key_json, :bulk, :rows, UTC_TIMESTAMP()) "
             "ON DUPLICATE KEY UPDATE strategy = VALUES(strategy), "
             "last_stamp = VALUES(last_stamp), last_key = VALUES(last_key), "
-            "last_key_json = VALUES(last_key_json), "
+            "last_key_json = VALUES(last_key_json), bulk_key = VALUES(bulk_key), "
             "rows_copied = rows_copied + VALUES(rows_copied), updated_at = VALUES(updated_at)",
             _params(table, strategy, watermark, rows),
         )
@@ -194,7 +213,8 @@ class PostgresStateStore:
             f"CREATE TABLE IF NOT EXISTS {self.table} ("
             "table_name text PRIMARY KEY, strategy text NOT NULL, last_stamp text, "
             "last_key bigint, rows_copied bigint NOT NULL DEFAULT 0, "
-            "updated_at timestamptz NOT NULL DEFAULT now(), evidence text, last_key_json text)"
+            "updated_at timestamptz NOT NULL DEFAULT now(), evidence text, last_key_json text, "
+            "bulk_key bigint)"
         )
 
     async def ensure(self, manager: ConnectionManager) -> None:
@@ -211,7 +231,7 @@ class PostgresStateStore:
         tables run: ALTER TABLE locks the whole state table)."""
         await manager.execute_with_retry(
             f"ALTER TABLE {for_text(self.table)} ADD COLUMN IF NOT EXISTS evidence text, "
-            "ADD COLUMN IF NOT EXISTS last_key_json text"
+            "ADD COLUMN IF NOT EXISTS last_key_json text, ADD COLUMN IF NOT EXISTS bulk_key bigint"
         )
 
     async def all(self, manager: ConnectionManager) -> dict[str, TableState]:
@@ -255,18 +275,20 @@ class PostgresStateStore:
     def save_args(table: str, strategy: str, mark: Watermark | None, rows: int) -> tuple[Any, ...]:
         """The arguments of :meth:`save_sql`, in order."""
         key, key_json = key_columns_values(mark)
-        return (table, strategy, mark.stamp if mark else None, key, rows, key_json)
+        bulk = mark.bulk if mark else None
+        return (table, strategy, mark.stamp if mark else None, key, rows, key_json, bulk)
 
     def save_sql(self) -> str:
-        """An asyncpg statement ($1…$6, see :meth:`save_args`) that records a batch; run it
+        """An asyncpg statement ($1…$7, see :meth:`save_args`) that records a batch; run it
         in the batch's transaction."""
         return (
             f"INSERT INTO {self.table} "  # noqa: S608
             "(table_name, strategy, last_stamp, last_key, rows_copied, last_key_json, "
-            "updated_at) VALUES ($1, $2, $3, $4, $5, $6, now()) "
+            "bulk_key, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now()) "
             "ON CONFLICT (table_name) DO UPDATE SET "
             "strategy = EXCLUDED.strategy, last_stamp = EXCLUDED.last_stamp, "
             "last_key = EXCLUDED.last_key, last_key_json = EXCLUDED.last_key_json, "
+            "bulk_key = EXCLUDED.bulk_key, "
             f"rows_copied = {self.table}.rows_copied + EXCLUDED.rows_copied, "
             "updated_at = EXCLUDED.updated_at"
         )
@@ -286,5 +308,6 @@ def _params(table: str, strategy: str, watermark: Watermark | None, rows: int) -
         "stamp": watermark.stamp if watermark else None,
         "key": key,
         "key_json": key_json,
+        "bulk": watermark.bulk if watermark else None,
         "rows": rows,
     }

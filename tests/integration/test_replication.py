@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from aioetl import ConnectionFactory, DatabaseType, DictConfigProvider, Settings
 from aioetl.replication import LegResult, ReplicationOptions, ReplicationTarget, Replicator
+from aioetl.replication import legs as legs_module
 
 from .compare import expected_warehouse, float32, mysql_columns, mysql_rows, pg_rows
 from .conftest import admin_url, replica_engine
@@ -405,9 +406,18 @@ async def test_updates_and_inserts_arrive_incrementally(
     await _assert_exact(admin, aioetl_analytics_engine)
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-reader", "split"])
 async def test_killed_job_resumes_exactly(
-    clean: None, admin: AsyncEngine, aioetl_analytics_engine: AsyncEngine
+    clean: None,
+    admin: AsyncEngine,
+    aioetl_analytics_engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    split: bool,
 ) -> None:
+    if split:
+        # The warehouse leg reads the upper half of the keys on a second pair of
+        # connections from this many rows on (50,000 in production).
+        monkeypatch.setattr(legs_module, "PARALLEL_MIN_ROWS", 1)
     await _seed(admin)
     settings = await _settings()
 
@@ -442,8 +452,39 @@ async def test_killed_job_resumes_exactly(
     assert writer.checkedout() == 0
     partial = await pg_rows(aioetl_analytics_engine, "rt_patient", "PatNum")
     assert 0 < len(partial) < 6
-    await _replicate()
+    # The bulk pass recorded how far it got: the rerun reads only the rest.
+    async with aioetl_analytics_engine.connect() as conn:
+        bulk_key = (
+            await conn.execute(
+                text("SELECT bulk_key FROM raw._aioetl_state WHERE table_name = 'rt_patient'")
+            )
+        ).scalar()
+    rerun_rows = 6 - len(partial)
+    if split:
+        # Only the lower half is a prefix of the keys: the upper half's rows, if any were
+        # written, are read again.
+        lower = [row[0] for row in partial if row[0] <= 3]
+        assert bulk_key == (max(lower) if lower else None)
+        rerun_rows = 6 - len(lower)
+    else:
+        assert bulk_key == max(row[0] for row in partial)
+    rerun = {result.table: result for result in await Replicator(settings).run()}
+    assert all(result.ok for result in rerun.values())
+    assert [leg.rows for leg in rerun["rt_patient"].legs] == [0, rerun_rows]
     await _assert_exact(admin, aioetl_analytics_engine)
+    # Resumed and finished: an ordinary stamped watermark again, nothing left to copy.
+    async with aioetl_analytics_engine.connect() as conn:
+        state = (
+            await conn.execute(
+                text(
+                    "SELECT bulk_key, last_stamp FROM raw._aioetl_state "
+                    "WHERE table_name = 'rt_patient'"
+                )
+            )
+        ).one()
+    assert state[0] is None and state[1] is not None
+    again = {result.table: result for result in await Replicator(settings).run()}
+    assert [leg.rows for leg in again["rt_patient"].legs] == [0, 0]
 
 
 async def test_reconcile_propagates_hard_deletes(

@@ -41,6 +41,10 @@ def test_tuple_watermarks_are_kept_as_json_and_old_rows_still_load() -> None:
     old = _state(Row(strategy="incremental", last_key=5, last_stamp=None))
     assert old.mark == Watermark(key=5) and old.evidence is None
     assert _state(Row(strategy="full", last_key=None, last_stamp=None)).mark is None
+    # A stamped table's first copy stopped in its bulk pass: resumes after key 40.
+    stopped = _state(Row(strategy="incremental", last_key=2**63 - 1, last_stamp="s", bulk_key=40))
+    assert stopped.mark == Watermark(key=2**63 - 1, stamp="s", bulk=40)
+    assert stopped.mark.first_copy and not new.mark.first_copy
 
 
 def test_keys_for_people_and_the_highest_key() -> None:
