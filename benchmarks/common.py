@@ -204,10 +204,12 @@ class BenchEnv:
         driver: str = "aiomysql",
         source: Mapping[str, Any] | None = None,
         replication: Mapping[str, Any] | None = None,
+        job: Mapping[str, Any] | None = None,
     ) -> Settings:
         """Test settings for the benchmark databases: ``tables`` and pipeline.yml's
-        defaults, with ``driver`` for both MySQL databases and any overrides."""
-        pipeline = pipeline_config(driver=driver, source=source, replication=replication)
+        defaults, with ``driver`` for both MySQL databases and any overrides (``job``:
+        pipeline.yml's ``replication`` section)."""
+        pipeline = pipeline_config(driver=driver, source=source, replication=replication, job=job)
         provider = DictConfigProvider(
             env=self.variables(),
             tables={"tables": {name: dict(options) for name, options in tables.items()}},
@@ -288,6 +290,7 @@ def pipeline_config(
     driver: str = "aiomysql",
     source: Mapping[str, Any] | None = None,
     replication: Mapping[str, Any] | None = None,
+    job: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """pipeline.yml as shipped (source rate limit 0.1 s, pools 5 + 10), plus overrides."""
     return {
@@ -296,6 +299,7 @@ def pipeline_config(
             "replication": {"driver": driver, **(replication or {})},
             "analytics": {},
         },
+        "replication": dict(job or {}),
     }
 
 

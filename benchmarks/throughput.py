@@ -80,9 +80,11 @@ async def aioetl_run(
     driver: str,
     target: ReplicationTarget,
     concurrency: int | None = None,
+    job: Mapping[str, Any] | None = None,
 ) -> LegRun:
-    """Replicate ``names`` (all of ``tables`` when None) as a full copy; fails loudly."""
-    settings = await bench.settings(tables, driver=driver)
+    """Replicate ``names`` (all of ``tables`` when None) as a full copy; fails loudly.
+    ``job``: pipeline.yml's ``replication`` options, over the defaults."""
+    settings = await bench.settings(tables, driver=driver, job=job)
     options = ReplicationOptions(target=target, full=True, concurrency=concurrency)
     with CpuMeter() as meter, stage_timer() as stages:
         try:

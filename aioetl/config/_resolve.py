@@ -145,11 +145,15 @@ DEFAULT_CONCURRENCY: Final = 4
 #: Seconds without progress before a table is stopped. Longer than any single statement
 #: should take (statement deadlines fire first), short enough to catch a hang in a night.
 DEFAULT_STALL_TIMEOUT: Final = 600.0
+#: How the warehouse leg reads a rebuild's rows from the replica: one streamed,
+#: sequential scan per reader ("scan"), or key-range pages ("pages"), as every other copy.
+REBUILD_READS: Final = ("scan", "pages")
 #: The ``replication`` section of pipeline.yml: options of the ``aioetl replicate`` job.
 REPLICATION_OPTIONS: Final[Mapping[str, _Option]] = {
     "concurrency": _Option(int, DEFAULT_CONCURRENCY, minimum=1),
     "sentinel_dates_as_null": _Option(bool, True),
     "stall_timeout": _Option(float, DEFAULT_STALL_TIMEOUT, minimum=1, nullable=True),
+    "rebuild_read": _Option(str, REBUILD_READS[0], choices=REBUILD_READS),
     # The clinic-hours guard: "21:00-06:00" in `timezone` (an IANA name); None: any hour.
     "allowed_hours": _Option(str, None, nullable=True),
     "timezone": _Option(str, DEFAULT_TIMEZONE),

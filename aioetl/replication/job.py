@@ -81,6 +81,8 @@ class Replicator:
         self.zero_dates = ZeroDates.NULL if as_null else ZeroDates.KEEP
         self.listener: ProgressListener = listener or QuietProgress()
         stall = defaults.get("stall_timeout", DEFAULT_STALL_TIMEOUT)
+        #: How the warehouse leg reads a rebuild from the replica ("scan" or "pages").
+        self.rebuild_read = str(defaults.get("rebuild_read", "scan"))
         self.stall_timeout: float | None = None if stall is None else float(stall)
         #: The tables of the current (or last) run that have started, by name.
         self.results: dict[str, TableResult] = {}
@@ -202,6 +204,7 @@ class Replicator:
             window=self.window,
             definitions=definitions,
             batch=batch,
+            rebuild_scan=self.rebuild_read == "scan",
         )
         gate = asyncio.Semaphore(self.concurrency)
 

@@ -34,6 +34,7 @@ from aioetl.replication.plan import TablePlan
 from aioetl.replication.reconcile import reconcile_mysql, reconcile_postgres
 from aioetl.replication.reread import rows_through
 from aioetl.replication.results import LegResult, ProgressListener
+from aioetl.replication.scan import ScanReader
 from aioetl.replication.sinks import ReplicaSink, Sink, WarehouseSink
 from aioetl.replication.state import Key, MySQLStateStore, PostgresStateStore, Watermark
 from aioetl.replication.window import RunWindow
@@ -105,6 +106,8 @@ class Legs:
     window: RunWindow
     definitions: Mapping[str, SourceDefinition]
     batch: BatchReader | None = None
+    #: A warehouse rebuild reads the replica by streamed scans (see :mod:`.scan`).
+    rebuild_scan: bool = True
 
     async def to_replica(
         self, name: str, config: dict[str, Any], leg: LegResult, plan: TablePlan
@@ -228,7 +231,9 @@ class Legs:
                 ):
                     yield other_source, sink.sibling(other_target)
 
-            await self._copy(src, table, config, sink, leg, full=full, split=split)
+            await self._copy(
+                src, table, config, sink, leg, full=full, split=split, scan=self.rebuild_scan
+            )
             store = PostgresStateStore(schema)
             await _record_evidence(
                 config, plan, "warehouse", lambda t, e: store.set_evidence(dst, t, e)
@@ -253,6 +258,7 @@ class Legs:
         *,
         full: bool,
         split: Split | None = None,
+        scan: bool = False,
     ) -> None:
         """Copy ``table`` into ``sink``: whole (``full``), or what changed since the mark.
 
@@ -262,6 +268,8 @@ class Legs:
         With ``split`` (a second reader and writer), a bulk pass that records no watermark
         reads the upper half of the keys on the second pair of connections: rendering
         rows is the reading server's work, and two page queries use two of its cores.
+        With ``scan``, a bulk pass with nothing to resume (a rebuild) reads by streamed
+        sequential scans instead of key-range pages (see :mod:`.scan`).
         """
         name = table.name
         keys = table_keys(config, table)
@@ -306,6 +314,10 @@ class Legs:
             allowed. With ``progress`` (a stamped table's first copy), the pages read in
             key order from the start record how far the pass got, so that a copy stopped
             midway resumes from there instead of reading every row again."""
+            if scan and not record and progress is None and keys.ranged:
+                # Nothing to resume (a rebuild): one sequential scan beats key lookups.
+                await scanned(into, after)
+                return
             edges = await ranges.bounds() if split and not record else None
             if edges is None or table.rows < PARALLEL_MIN_ROWS or split is None:
                 pages = ranges.pages(after)
@@ -331,6 +343,36 @@ class Legs:
                 pipelined(lower, writer(into, record=progress is not None)),
                 upper_half(),
             )
+
+        async def scanned(into: str, after: int | None) -> None:
+            """Every row above ``after`` by streamed scans (two readers where allowed), then
+            the rows added meanwhile by key range."""
+            edges = await ranges.bounds()
+            if edges is None:
+                return
+            lowest = edges[0] - 1 if after is None else after
+            common_scan = {k: v for k, v in common.items() if k != "key"}
+            key = keys.columns[0]
+            reader = ScanReader(src, name, table.columns, key=key, **common_scan)
+            if split is None or table.rows < PARALLEL_MIN_ROWS:
+                await pipelined(reader.pages(lowest, until=edges[1]), writer(into, record=False))
+            else:
+                middle = (lowest + edges[1]) // 2
+
+                async def upper_half() -> None:
+                    assert split is not None
+                    async with split() as (other_source, other_sink):
+                        other = ScanReader(
+                            other_source, name, table.columns, key=key, **common_scan
+                        )
+                        pages = other.pages(middle, until=edges[1])
+                        await pipelined(pages, writer(into, record=False, to=other_sink))
+
+                await together(
+                    pipelined(reader.pages(lowest, until=middle), writer(into, record=False)),
+                    upper_half(),
+                )
+            await pipelined(ranges.pages(edges[1]), writer(into, record=False))
 
         async def whole(into: str, *, live: bool, resume: Watermark | None = None) -> None:
             if resume is not None:
