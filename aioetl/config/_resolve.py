@@ -145,9 +145,11 @@ DEFAULT_CONCURRENCY: Final = 4
 #: Seconds without progress before a table is stopped. Longer than any single statement
 #: should take (statement deadlines fire first), short enough to catch a hang in a night.
 DEFAULT_STALL_TIMEOUT: Final = 600.0
-#: How the warehouse leg reads a rebuild's rows from the replica: one streamed,
-#: sequential scan per reader ("scan"), or key-range pages ("pages"), as every other copy.
-REBUILD_READS: Final = ("scan", "pages")
+#: How the warehouse leg reads a rebuild's rows from the replica: key-range pages, as every
+#: other copy ("pages", the default), or one streamed, sequential scan per reader ("scan").
+#: Measured on one 2-core host (benchmark 2c): scans take CPU from MariaDB and give it to
+#: the client, no faster with asyncmy and slower with aiomysql.
+REBUILD_READS: Final = ("pages", "scan")
 #: The ``replication`` section of pipeline.yml: options of the ``aioetl replicate`` job.
 REPLICATION_OPTIONS: Final[Mapping[str, _Option]] = {
     "concurrency": _Option(int, DEFAULT_CONCURRENCY, minimum=1),

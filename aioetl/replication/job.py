@@ -82,7 +82,7 @@ class Replicator:
         self.listener: ProgressListener = listener or QuietProgress()
         stall = defaults.get("stall_timeout", DEFAULT_STALL_TIMEOUT)
         #: How the warehouse leg reads a rebuild from the replica ("scan" or "pages").
-        self.rebuild_read = str(defaults.get("rebuild_read", "scan"))
+        self.rebuild_read = str(defaults.get("rebuild_read", "pages"))
         self.stall_timeout: float | None = None if stall is None else float(stall)
         #: The tables of the current (or last) run that have started, by name.
         self.results: dict[str, TableResult] = {}

@@ -107,7 +107,7 @@ class Legs:
     definitions: Mapping[str, SourceDefinition]
     batch: BatchReader | None = None
     #: A warehouse rebuild reads the replica by streamed scans (see :mod:`.scan`).
-    rebuild_scan: bool = True
+    rebuild_scan: bool = False
 
     async def to_replica(
         self, name: str, config: dict[str, Any], leg: LegResult, plan: TablePlan

@@ -244,6 +244,7 @@ async def test_passwords_never_in_repr_or_str() -> None:
         ({"connections": {"analytics": {"statement_timeout": 5}}}, "not a known option"),
         ({"connections": {"replication": {"driver": "mysqlclient"}}}, "one of aiomysql, asyncmy"),
         ({"connections": {"source": {"rate_limit_interval": -0.1}}}, "rate_limit_interval"),
+        ({"replication": {"rebuild_read": "fast"}}, "rebuild_read .*one of pages, scan"),
     ],
 )
 async def test_bad_pipeline_is_rejected(pipeline: dict[str, Any], message: str) -> None:
