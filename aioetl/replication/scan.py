@@ -24,11 +24,15 @@ from aioetl.replication.pages import Page
 from aioetl.replication.rendering import Target, line_expression, quote_mysql
 from aioetl.replication.state import Watermark
 
-__all__ = ["SCAN_PAGE_BYTES", "ScanReader"]
+__all__ = ["SCAN_PAGE_BYTES", "SCAN_SESSION", "ScanReader"]
 
 #: A page of the scan is about this many bytes of CSV (fewer rows for wide ones): big
 #: enough that a COPY's own cost is small, small enough to overlap reading and writing.
 SCAN_PAGE_BYTES: Final = 4 * 1024 * 1024
+#: Run on a scanning connection: while the writer is slow the client stops reading, and
+#: the server, unable to send, would abort the scan after net_write_timeout (60 s by
+#: default). Ten minutes, the stall watchdog's default, leaves stalls to the watchdog.
+SCAN_SESSION: Final = "SET SESSION net_write_timeout = GREATEST(@@session.net_write_timeout, 600)"
 
 
 class ScanReader:
