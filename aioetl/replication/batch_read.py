@@ -148,8 +148,8 @@ def batch_tables(
         config = configs.get(plan_table.table)
         if leg is None or definition is None or config is None:
             continue
-        if leg.action not in {Action.FIRST, Action.RELOAD}:
-            continue
+        if leg.action not in {Action.FIRST, Action.RELOAD} or leg.resume is not None:
+            continue  # (a first copy stopped midway resumes page by page)
         configured_key, configured_stamp = config["primary_key"], config["incremental_column"]
         if not isinstance(configured_key, str):
             continue  # a composite key: copied page by page

@@ -34,7 +34,7 @@ from aioetl.replication.plan import TablePlan
 from aioetl.replication.reconcile import reconcile_mysql, reconcile_postgres
 from aioetl.replication.reread import rows_through
 from aioetl.replication.results import LegResult, ProgressListener
-from aioetl.replication.scan import ScanReader
+from aioetl.replication.scan import SCAN_SESSION, ScanReader
 from aioetl.replication.sinks import ReplicaSink, Sink, WarehouseSink
 from aioetl.replication.state import Key, MySQLStateStore, PostgresStateStore, Watermark
 from aioetl.replication.window import RunWindow
@@ -108,6 +108,11 @@ class Legs:
     batch: BatchReader | None = None
     #: A warehouse rebuild reads the replica by streamed scans (see :mod:`.scan`).
     rebuild_scan: bool = False
+
+    @property
+    def _reading(self) -> list[str]:
+        """Session statements of the warehouse leg's connections to the replica."""
+        return [GROUP_CONCAT_SESSION, *([SCAN_SESSION] if self.rebuild_scan else [])]
 
     async def to_replica(
         self, name: str, config: dict[str, Any], leg: LegResult, plan: TablePlan
@@ -196,7 +201,7 @@ class Legs:
         engines = self.engines
         schema = self.options.schema.value
         async with (
-            ConnectionManager(engines["replica"], session_statements=[GROUP_CONCAT_SESSION]) as src,
+            ConnectionManager(engines["replica"], session_statements=self._reading) as src,
             ConnectionManager(engines["warehouse"]) as dst,
         ):
             table = await mysql_table(src, name)
@@ -225,7 +230,7 @@ class Legs:
                 # The replica is ours (no rate limit): a second reader may share the work.
                 async with (
                     ConnectionManager(
-                        engines["replica"], session_statements=[GROUP_CONCAT_SESSION]
+                        engines["replica"], session_statements=self._reading
                     ) as other_source,
                     ConnectionManager(engines["warehouse"]) as other_target,
                 ):
@@ -314,8 +319,8 @@ class Legs:
             allowed. With ``progress`` (a stamped table's first copy), the pages read in
             key order from the start record how far the pass got, so that a copy stopped
             midway resumes from there instead of reading every row again."""
-            if scan and not record and progress is None and keys.ranged:
-                # Nothing to resume (a rebuild): one sequential scan beats key lookups.
+            if scan and full and keys.ranged:
+                # A rebuild is all or nothing: nothing to resume, no key order needed.
                 await scanned(into, after)
                 return
             edges = await ranges.bounds() if split and not record else None
@@ -392,7 +397,11 @@ class Legs:
                 last[0] = start
                 if live:
                     await sink.save_watermark(start)
-                await pipelined(changes.pages(start), writer(into, record=live))
+                # A resumed copy began runs ago: rows written late with stamps older than
+                # its start are looked for as an ordinary run would (lookback_days).
+                since = _lookback(start.stamp, config["lookback_days"]) if resume else None
+                pages = changes.pages(None, since=since) if since else changes.pages(start)
+                await pipelined(pages, writer(into, record=live))
 
         if full:
             into = sink.reload_table
@@ -423,6 +432,10 @@ class Legs:
         await sink.ensure()
         mark = await sink.watermark()
         beat("copying new rows")
+        if mark is not None and mark.bulk is not None and (changes is None or not keys.ranged):
+            # A first copy stopped midway, and the table is no longer stamped by key range
+            # (tables.yml changed): every key up to its progress is copied, no further.
+            mark = Watermark(key=mark.bulk) if changes is None and keys.ranged else None
         if changes is None:
             await pipelined(ranges.pages(mark.key if mark else None), writer(name, record=True))
         elif mark is None:

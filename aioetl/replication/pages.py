@@ -96,8 +96,8 @@ class _Reader:
         self._batch_size = batch_size
         # A first guess from the table's statistics; pages then size themselves by the
         # bytes per row they actually see.
-        estimated = max(avg_row_length, 16) * 2 + 3 * len(columns)
-        fitting = int(_ASSUMED_LIMIT * _PAGE_FILL) // estimated
+        self._row_bytes = max(avg_row_length, 16) * 2 + 3 * len(columns)
+        fitting = int(_ASSUMED_LIMIT * _PAGE_FILL) // self._row_bytes
         self.page_rows = max(1, min(batch_size, fitting))
 
     async def _fetch(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:

@@ -282,6 +282,8 @@ def _replica_leg(
         return LegPlan(leg, Action.RELOAD, "--full", evidence=evidence)
     if not exists or state is None:
         return LegPlan(leg, Action.FIRST, "not in the replica yet", evidence=evidence)
+    if state.mark is not None and state.mark.first_copy and not whole:
+        return _resumed_first_copy(leg, state.mark)
     if drifted and not whole:
         return LegPlan(leg, Action.CHANGES, "its columns differ from the source's")
     if whole:
@@ -293,8 +295,6 @@ def _replica_leg(
         if changed is False and not options.reconcile:
             return LegPlan(leg, Action.UNCHANGED, "the source table is still empty")
         return LegPlan(leg, Action.FIRST, "no watermark yet")
-    if state.mark.first_copy:
-        return _resumed_first_copy(leg, state.mark)
     if options.reconcile:
         return LegPlan(leg, Action.CHANGES, "--reconcile", resume=state.mark)
     if changed is None:
@@ -316,6 +316,12 @@ def _warehouse_leg(
     evidence: str | None,
 ) -> LegPlan:
     leg = "warehouse"
+    unfinished = source is not None and source.mark is not None and source.mark.first_copy
+    if replica is None and unfinished:
+        # Copied now, its rows so far would set a watermark past rows still to come.
+        return LegPlan(
+            leg, Action.UNCHANGED, "the replica's first copy is unfinished: replicate it first"
+        )
     if options.full:
         return LegPlan(leg, Action.RELOAD, "--full", evidence=evidence)
     if not exists or state is None:

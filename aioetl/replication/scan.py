@@ -18,45 +18,32 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Final
 
-from aioetl.core.manager import ConnectionManager
-from aioetl.replication.columns import Column, ZeroDates
-from aioetl.replication.pages import Page
-from aioetl.replication.rendering import Target, line_expression, quote_mysql
+from aioetl.replication.pages import Page, _Reader
 from aioetl.replication.state import Watermark
 
-__all__ = ["SCAN_PAGE_BYTES", "ScanReader"]
+__all__ = ["SCAN_PAGE_BYTES", "SCAN_SESSION", "ScanReader"]
 
 #: A page of the scan is about this many bytes of CSV (fewer rows for wide ones): big
 #: enough that a COPY's own cost is small, small enough to overlap reading and writing.
 SCAN_PAGE_BYTES: Final = 4 * 1024 * 1024
+#: Run on a scanning connection: while the writer is slow the client stops reading, and
+#: the server, unable to send, would abort the scan after net_write_timeout (60 s by
+#: default). Ten minutes, the stall watchdog's default, leaves stalls to the watchdog.
+SCAN_SESSION: Final = "SET SESSION net_write_timeout = GREATEST(@@session.net_write_timeout, 600)"
 
 
-class ScanReader:
+class ScanReader(_Reader):
     """Reads every row of a key range with one streamed, sequential scan, in pages.
 
     The last page carries the range's upper bound as its watermark key (every key up to
     it was read); the others carry none. A scan interrupted midway must start again.
     """
 
-    def __init__(
-        self,
-        manager: ConnectionManager,
-        table: str,
-        columns: Sequence[Column],
-        *,
-        key: str,
-        target: Target,
-        zero_dates: ZeroDates,
-        batch_size: int,
-        avg_row_length: int = 0,
-    ) -> None:
-        self._manager = manager
-        self._key = quote_mysql(key)
-        line = line_expression(columns, target, zero_dates)
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__(*args, **options)
         # Bytes, not text: neither the driver nor aioetl decodes or re-encodes a line.
-        self._select = f"SELECT CAST({line} AS BINARY) FROM {quote_mysql(table)} USE INDEX ()"  # noqa: S608
-        estimated = max(avg_row_length, 16) * 2 + 3 * len(columns)
-        self.page_rows = max(1, min(batch_size, SCAN_PAGE_BYTES // estimated))
+        self._select = f"SELECT CAST({self._line} AS BINARY) FROM {self._from} USE INDEX ()"  # noqa: S608
+        self.page_rows = max(1, min(self._batch_size, SCAN_PAGE_BYTES // self._row_bytes))
 
     async def pages(self, after: int | None = None, *, until: int) -> AsyncGenerator[Page, None]:
         """Pages of every row with a key above ``after`` (all when ``None``) and at most

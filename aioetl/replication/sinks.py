@@ -190,7 +190,9 @@ class WarehouseSink:
         return await self._store.get(self._manager, self._name)
 
     async def write(self, into: str, page: Page, *, record: bool) -> None:
-        mark = (self._name, self._strategy, page.last, page.rows) if record else None
+        # A page that does not say where it ends records nothing (never "no watermark").
+        recording = record and page.last is not None
+        mark = (self._name, self._strategy, page.last, page.rows) if recording else None
         self._upsert = await self._writer.load(into, page.body, upsert=self._upsert, record=mark)
 
     async def save_watermark(self, mark: Watermark | None) -> None:

@@ -36,6 +36,8 @@ _ADDED_MYSQL_COLUMNS: Final = (
     ("evidence", "varchar(255) NULL"),
     ("last_key_json", "text NULL"),
     ("bulk_key", "bigint NULL"),
+    ("bulk_start_stamp", "varchar(32) NULL"),
+    ("bulk_start_key", "bigint NULL"),
 )
 #: With a paramstyle whose marker is not ``%``: the default (psycopg2's) doubles ``%``.
 _PG: Final[Any] = postgresql.dialect(  # type: ignore[no-untyped-call]
@@ -67,6 +69,8 @@ class Watermark:
     stamp: str | None = None
     #: A stamped table's first copy still reading every row by key: every key up to this
     #: one is committed, and (``stamp``, ``key``) is where its changes pass will start.
+    #: Kept in columns of its own (``bulk_*``), with ``last_*`` empty: a version that
+    #: does not know them sees no watermark and copies the table whole, never "done".
     bulk: int | None = None
 
     @property
@@ -92,13 +96,41 @@ def key_columns_values(mark: Watermark | None) -> tuple[int | None, str | None]:
     return mark.key, None
 
 
-def _mark(last_key: Any, last_stamp: Any, last_key_json: Any, bulk_key: Any) -> Watermark | None:
-    bulk = None if bulk_key is None else int(bulk_key)
-    if last_key_json is not None:
-        return Watermark(key=tuple(json.loads(str(last_key_json))), stamp=last_stamp, bulk=bulk)
-    if last_key is not None:
-        return Watermark(key=int(last_key), stamp=last_stamp, bulk=bulk)
+def _mark(values: Any) -> Watermark | None:
+    """The watermark of a state row's values (a mapping; newer columns may be missing)."""
+    bulk = values.get("bulk_key")
+    if bulk is not None:
+        return Watermark(
+            key=int(values["bulk_start_key"]), stamp=values["bulk_start_stamp"], bulk=int(bulk)
+        )
+    if values.get("last_key_json") is not None:
+        key = tuple(json.loads(str(values["last_key_json"])))
+        return Watermark(key=key, stamp=values["last_stamp"])
+    if values["last_key"] is not None:
+        return Watermark(key=int(values["last_key"]), stamp=values["last_stamp"])
     return None
+
+
+def _columns(mark: Watermark | None) -> dict[str, Any]:
+    """A watermark as the state table's columns (see :class:`Watermark` for ``bulk``)."""
+    if mark is not None and mark.bulk is not None:
+        return {
+            "stamp": None,
+            "key": None,
+            "key_json": None,
+            "bulk": mark.bulk,
+            "bulk_stamp": mark.stamp,
+            "bulk_start": mark.key,
+        }
+    key, key_json = key_columns_values(mark)
+    return {
+        "stamp": mark.stamp if mark else None,
+        "key": key,
+        "key_json": key_json,
+        "bulk": None,
+        "bulk_stamp": None,
+        "bulk_start": None,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +147,7 @@ def _state(row: Any) -> TableState:
     """A state row read with ``SELECT *``: a table made by an earlier version (not yet
     migrated) lacks the newer columns, which read as NULL."""
     values = row._mapping
-    mark = _mark(
-        values["last_key"],
-        values["last_stamp"],
-        values.get("last_key_json"),
-        values.get("bulk_key"),
-    )
+    mark = _mark(values)
     return TableState(strategy=str(values["strategy"]), mark=mark, evidence=values.get("evidence"))
 
 
@@ -142,7 +169,9 @@ class MySQLStateStore:
             "updated_at datetime NOT NULL, "
             "evidence varchar(255) NULL, "
             "last_key_json text NULL, "
-            "bulk_key bigint NULL"
+            "bulk_key bigint NULL, "
+            "bulk_start_stamp varchar(32) NULL, "
+            "bulk_start_key bigint NULL"
             ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
         )
 
@@ -185,11 +214,14 @@ class MySQLStateStore:
     async def save(self, table: str, strategy: str, watermark: Watermark | None, rows: int) -> None:
         await self._manager.execute_with_retry(
             f"INSERT INTO {self._table} "  # noqa: S608
-            "(table_name, strategy, last_stamp, last_key, last_key_json, bulk_key, rows_copied, "
-            "updated_at) VALUES (:t, :s, :stamp, :key, :key_json, :bulk, :rows, UTC_TIMESTAMP()) "
+            "(table_name, strategy, last_stamp, last_key, last_key_json, bulk_key, "
+            "bulk_start_stamp, bulk_start_key, rows_copied, updated_at) VALUES (:t, :s, :stamp, "
+            ":key, :key_json, :bulk, :bulk_stamp, :bulk_start, :rows, UTC_TIMESTAMP()) "
             "ON DUPLICATE KEY UPDATE strategy = VALUES(strategy), "
             "last_stamp = VALUES(last_stamp), last_key = VALUES(last_key), "
             "last_key_json = VALUES(last_key_json), bulk_key = VALUES(bulk_key), "
+            "bulk_start_stamp = VALUES(bulk_start_stamp), "
+            "bulk_start_key = VALUES(bulk_start_key), "
             "rows_copied = rows_copied + VALUES(rows_copied), updated_at = VALUES(updated_at)",
             _params(table, strategy, watermark, rows),
         )
@@ -214,7 +246,7 @@ class PostgresStateStore:
             "table_name text PRIMARY KEY, strategy text NOT NULL, last_stamp text, "
             "last_key bigint, rows_copied bigint NOT NULL DEFAULT 0, "
             "updated_at timestamptz NOT NULL DEFAULT now(), evidence text, last_key_json text, "
-            "bulk_key bigint)"
+            "bulk_key bigint, bulk_start_stamp text, bulk_start_key bigint)"
         )
 
     async def ensure(self, manager: ConnectionManager) -> None:
@@ -231,7 +263,10 @@ class PostgresStateStore:
         tables run: ALTER TABLE locks the whole state table)."""
         await manager.execute_with_retry(
             f"ALTER TABLE {for_text(self.table)} ADD COLUMN IF NOT EXISTS evidence text, "
-            "ADD COLUMN IF NOT EXISTS last_key_json text, ADD COLUMN IF NOT EXISTS bulk_key bigint"
+            "ADD COLUMN IF NOT EXISTS last_key_json text, "
+            "ADD COLUMN IF NOT EXISTS bulk_key bigint, "
+            "ADD COLUMN IF NOT EXISTS bulk_start_stamp text, "
+            "ADD COLUMN IF NOT EXISTS bulk_start_key bigint"
         )
 
     async def all(self, manager: ConnectionManager) -> dict[str, TableState]:
@@ -274,21 +309,32 @@ class PostgresStateStore:
     @staticmethod
     def save_args(table: str, strategy: str, mark: Watermark | None, rows: int) -> tuple[Any, ...]:
         """The arguments of :meth:`save_sql`, in order."""
-        key, key_json = key_columns_values(mark)
-        bulk = mark.bulk if mark else None
-        return (table, strategy, mark.stamp if mark else None, key, rows, key_json, bulk)
+        values = _columns(mark)
+        return (
+            table,
+            strategy,
+            values["stamp"],
+            values["key"],
+            rows,
+            values["key_json"],
+            values["bulk"],
+            values["bulk_stamp"],
+            values["bulk_start"],
+        )
 
     def save_sql(self) -> str:
-        """An asyncpg statement ($1…$7, see :meth:`save_args`) that records a batch; run it
+        """An asyncpg statement ($1…$9, see :meth:`save_args`) that records a batch; run it
         in the batch's transaction."""
         return (
             f"INSERT INTO {self.table} "  # noqa: S608
             "(table_name, strategy, last_stamp, last_key, rows_copied, last_key_json, "
-            "bulk_key, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now()) "
+            "bulk_key, bulk_start_stamp, bulk_start_key, updated_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now()) "
             "ON CONFLICT (table_name) DO UPDATE SET "
             "strategy = EXCLUDED.strategy, last_stamp = EXCLUDED.last_stamp, "
             "last_key = EXCLUDED.last_key, last_key_json = EXCLUDED.last_key_json, "
-            "bulk_key = EXCLUDED.bulk_key, "
+            "bulk_key = EXCLUDED.bulk_key, bulk_start_stamp = EXCLUDED.bulk_start_stamp, "
+            "bulk_start_key = EXCLUDED.bulk_start_key, "
             f"rows_copied = {self.table}.rows_copied + EXCLUDED.rows_copied, "
             "updated_at = EXCLUDED.updated_at"
         )
@@ -301,13 +347,4 @@ class PostgresStateStore:
 
 
 def _params(table: str, strategy: str, watermark: Watermark | None, rows: int) -> dict[str, Any]:
-    key, key_json = key_columns_values(watermark)
-    return {
-        "t": table,
-        "s": strategy,
-        "stamp": watermark.stamp if watermark else None,
-        "key": key,
-        "key_json": key_json,
-        "bulk": watermark.bulk if watermark else None,
-        "rows": rows,
-    }
+    return {"t": table, "s": strategy, "rows": rows} | _columns(watermark)

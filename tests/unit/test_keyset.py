@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from aioetl.replication.keyset import _decode, higher, keyset_after, watermark_columns
-from aioetl.replication.state import Watermark, _state, describe_key, key_columns_values
+from aioetl.replication.state import (
+    Watermark,
+    _columns,
+    _state,
+    describe_key,
+    key_columns_values,
+)
 
 
 def test_the_keyset_condition_is_the_expanded_form_the_range_optimizer_uses() -> None:
@@ -42,9 +48,28 @@ def test_tuple_watermarks_are_kept_as_json_and_old_rows_still_load() -> None:
     assert old.mark == Watermark(key=5) and old.evidence is None
     assert _state(Row(strategy="full", last_key=None, last_stamp=None)).mark is None
     # A stamped table's first copy stopped in its bulk pass: resumes after key 40.
-    stopped = _state(Row(strategy="incremental", last_key=2**63 - 1, last_stamp="s", bulk_key=40))
+    # Its start is kept apart: a version without the bulk columns sees no watermark at all.
+    stopped = _state(
+        Row(
+            strategy="incremental",
+            last_key=None,
+            last_stamp=None,
+            bulk_key=40,
+            bulk_start_key=2**63 - 1,
+            bulk_start_stamp="s",
+        )
+    )
     assert stopped.mark == Watermark(key=2**63 - 1, stamp="s", bulk=40)
     assert stopped.mark.first_copy and not new.mark.first_copy
+    assert _columns(stopped.mark) == {
+        "stamp": None,
+        "key": None,
+        "key_json": None,
+        "bulk": 40,
+        "bulk_stamp": "s",
+        "bulk_start": 2**63 - 1,
+    }
+    assert _columns(new.mark)["bulk"] is None and _columns(new.mark)["key_json"] == "[3, 1]"
 
 
 def test_keys_for_people_and_the_highest_key() -> None:
