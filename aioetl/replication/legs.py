@@ -400,8 +400,16 @@ class Legs:
                 # A resumed copy began runs ago: rows written late with stamps older than
                 # its start are looked for as an ordinary run would (lookback_days).
                 since = _lookback(start.stamp, config["lookback_days"]) if resume else None
-                pages = changes.pages(None, since=since) if since else changes.pages(start)
-                await pipelined(pages, writer(into, record=live))
+                if since is None:
+                    await pipelined(changes.pages(start), writer(into, record=live))
+                    return
+                assert keys.stamp is not None  # a StampReader exists
+                window = await rows_through(
+                    src, name, keys=keys.columns, stamp=keys.stamp, since=since, mark=start
+                )
+                before = leg.rows
+                await pipelined(changes.pages(None, since=since), writer(into, record=live))
+                leg.reread += min(window, leg.rows - before)
 
         if full:
             into = sink.reload_table

@@ -491,6 +491,60 @@ async def test_killed_job_resumes_exactly(
     assert [leg.rows for leg in again["rt_patient"].legs] == [0, 0]
 
 
+async def test_a_stopped_replica_first_copy_resumes_with_its_look_back(
+    clean: None, admin: AsyncEngine, aioetl_analytics_engine: AsyncEngine
+) -> None:
+    await _seed(admin)
+    settings = await _settings(lookback_days=2)
+
+    class Killer:
+        task: asyncio.Task[Any] | None = None
+
+        def started(self, table: str, leg: str, estimated_rows: int) -> None:
+            pass
+
+        def advanced(self, table: str, leg: str, rows: int) -> None:
+            if table == "rt_patient" and leg == "replica" and self.task is not None:
+                self.task.cancel()  # after the first page of its bulk pass is loaded
+
+        def finished(self, table: str, leg: LegResult) -> None:
+            pass
+
+    killer = Killer()
+    only = ReplicationOptions(concurrency=1)
+    task = asyncio.create_task(Replicator(settings, only, listener=killer).run(["rt_patient"]))
+    killer.task = task
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with replica_engine() as replica:
+        copied = await mysql_rows(replica, REPLICA_DB, "rt_patient", "PatNum")
+    assert [row[0] for row in copied] == [1, 2]  # the first page (batch_size 2)
+
+    # A warehouse-only run must not copy the unfinished replica: its watermark would pass
+    # the rows the replica has yet to load.
+    warehouse_only = ReplicationOptions(target=ReplicationTarget.WAREHOUSE)
+    results = await Replicator(settings, warehouse_only).run(["rt_patient"])
+    assert [leg.status for leg in results[0].legs] == ["unchanged"]
+    async with aioetl_analytics_engine.connect() as conn:
+        made = await conn.execute(text("SELECT to_regclass('raw.rt_patient')"))
+        assert made.scalar() is None
+
+    # Written late with a stamp older than the copy's start (2024-03-02 10:00) but inside
+    # the look-back window: an uninterrupted copy's next run would catch it, so must this.
+    await _execute(
+        admin,
+        "UPDATE rt_patient SET LName = 'Late', DateTStamp = '2024-03-01 12:00:00' WHERE PatNum = 1",
+    )
+    rerun = {r.table: r for r in await Replicator(settings).run()}
+    assert all(r.ok for r in rerun.values())
+    replica_leg = rerun["rt_patient"].legs[0]
+    # The four rows after key 2, then the look-back window: every row stamped within two
+    # days of the start (all six here), key 1's late change among them.
+    assert replica_leg.rows == 4 + 6
+    assert replica_leg.reread == 6  # the window's rows the replica already had, as counted
+    await _assert_exact(admin, aioetl_analytics_engine)
+
+
 @pytest.mark.parametrize("driver", ["aiomysql", "asyncmy"])
 @pytest.mark.parametrize("read", ["scan", "pages"])
 async def test_a_rebuild_reads_the_replica_by_scans_or_pages_exactly(
