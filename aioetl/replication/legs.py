@@ -9,6 +9,7 @@ table, swapped in with its watermark) or what changed since the watermark.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -76,14 +77,21 @@ async def _record_evidence(
 
 
 async def _progressing(
-    pages: AsyncGenerator[Page, None], start: Watermark
+    pages: AsyncGenerator[Page, None], start: Watermark, *, once: asyncio.Event | None = None
 ) -> AsyncGenerator[Page, None]:
     """A stamped table's bulk pages, each marked with the bulk pass's progress: every key
-    up to the page's last is copied, and the changes pass will start at ``start``."""
+    up to the page's last is copied, and the changes pass will start at ``start``.
+
+    ``once``: the upper half of a split pass, whose keys are a prefix only once the lower
+    half is written; until then its pages say nothing (they record no watermark). Pages
+    are written in order, so a page read after that moment covers all before it.
+    """
     async with contextlib.aclosing(pages) as stream:
         async for page in stream:
             last = page.last
-            if last is not None and isinstance(last.key, int):
+            if once is not None and not once.is_set():
+                page = Page(rows=page.rows, body=page.body, last=None)
+            elif last is not None and isinstance(last.key, int):
                 progress = Watermark(key=start.key, stamp=start.stamp, bulk=last.key)
                 page = Page(rows=page.rows, body=page.body, last=progress)
             yield page
@@ -302,7 +310,7 @@ class Legs:
                 await target.write(into, page, record=record)
                 if reread_all:
                     leg.reread += page.rows
-                if record:
+                if record and page.last is not None:
                     last[0] = page.last
                 if page.last is not None:
                     done = page.last.bulk if page.last.bulk is not None else page.last.key
@@ -333,21 +341,26 @@ class Legs:
             lowest = edges[0] - 1 if after is None else after
             middle = (lowest + edges[1]) // 2
 
+            lower_done = asyncio.Event()
+
             async def upper_half() -> None:
                 assert split is not None
                 async with split() as (other_source, other_sink):
                     reader = KeyRangeReader(other_source, name, table.columns, **common)
-                    await pipelined(reader.pages(middle), writer(into, record=False, to=other_sink))
+                    pages = reader.pages(middle)
+                    if progress is not None:
+                        pages = _progressing(pages, progress, once=lower_done)
+                    write = writer(into, record=progress is not None, to=other_sink)
+                    await pipelined(pages, write)
 
-            lower = ranges.pages(lowest, until=middle)
-            if progress is not None:
-                # Only the lower half is a prefix of the keys: the upper half's progress
-                # is not recorded (a resumed copy reads that half again).
-                lower = _progressing(lower, progress)
-            await together(
-                pipelined(lower, writer(into, record=progress is not None)),
-                upper_half(),
-            )
+            async def lower_half() -> None:
+                lower = ranges.pages(lowest, until=middle)
+                if progress is not None:
+                    lower = _progressing(lower, progress)
+                await pipelined(lower, writer(into, record=progress is not None))
+                lower_done.set()
+
+            await together(lower_half(), upper_half())
 
         async def scanned(into: str, after: int | None) -> None:
             """Every row above ``after`` by streamed scans (two readers where allowed), then

@@ -410,13 +410,18 @@ async def test_updates_and_inserts_arrive_incrementally(
     await _assert_exact(admin, aioetl_analytics_engine)
 
 
-@pytest.mark.parametrize("split", [False, True], ids=["one-reader", "split"])
+@pytest.mark.parametrize(
+    ("split", "kill_at"),
+    [(False, 1), (True, 1), (True, 5)],
+    ids=["one-reader", "split", "split-late"],
+)
 async def test_killed_job_resumes_exactly(
     clean: None,
     admin: AsyncEngine,
     aioetl_analytics_engine: AsyncEngine,
     monkeypatch: pytest.MonkeyPatch,
     split: bool,
+    kill_at: int,
 ) -> None:
     if split:
         # The warehouse leg reads the upper half of the keys on a second pair of
@@ -428,12 +433,15 @@ async def test_killed_job_resumes_exactly(
     class Killer:
         def __init__(self) -> None:
             self.task: asyncio.Task[Any] | None = None
+            self.rows = 0
 
         def started(self, table: str, leg: str, estimated_rows: int) -> None:
             pass
 
         def advanced(self, table: str, leg: str, rows: int) -> None:
-            if leg == "warehouse" and self.task is not None:
+            if leg == "warehouse":
+                self.rows += rows
+            if self.rows >= kill_at and self.task is not None:
                 self.task.cancel()  # mid-table, after some pages are committed
 
         def finished(self, table: str, leg: LegResult) -> None:
@@ -465,11 +473,15 @@ async def test_killed_job_resumes_exactly(
         ).scalar()
     rerun_rows = 6 - len(partial)
     if split:
-        # Only the lower half is a prefix of the keys: the upper half's rows, if any were
-        # written, are read again.
-        lower = [row[0] for row in partial if row[0] <= 3]
-        assert bulk_key == (max(lower) if lower else None)
-        rerun_rows = 6 - len(lower)
+        # Two halves, written side by side: the lower half's progress is a prefix of the
+        # keys, the upper half's only once the lower half is written. Whatever the order
+        # the halves ran in, the mark never claims a key that is not there, and the rerun
+        # reads every key after it (the upper half's rows written before it again).
+        written = {row[0] for row in partial}
+        claimed = [key for key in (1, 2, 3, 4, 5, 7) if bulk_key is not None and key <= bulk_key]
+        assert set(claimed) <= written
+        assert bulk_key is None or bulk_key in written
+        rerun_rows = 6 - len(claimed)
     else:
         assert bulk_key == max(row[0] for row in partial)
     rerun = {result.table: result for result in await Replicator(settings).run()}
