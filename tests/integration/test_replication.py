@@ -282,6 +282,13 @@ async def _replicate(
     return [leg for result in results for leg in result.legs]
 
 
+async def _rerun_rows(settings: Settings, table: str) -> list[int]:
+    """Run every table again; the rows each leg of ``table`` copied."""
+    results = {result.table: result for result in await Replicator(settings).run()}
+    assert all(result.ok for result in results.values())
+    return [leg.rows for leg in results[table].legs]
+
+
 KEYS = {
     "rt_patient": "PatNum",
     "rt_definition": "DefNum",
@@ -484,9 +491,7 @@ async def test_killed_job_resumes_exactly(
         rerun_rows = 6 - len(claimed)
     else:
         assert bulk_key == max(row[0] for row in partial)
-    rerun = {result.table: result for result in await Replicator(settings).run()}
-    assert all(result.ok for result in rerun.values())
-    assert [leg.rows for leg in rerun["rt_patient"].legs] == [0, rerun_rows]
+    assert await _rerun_rows(settings, "rt_patient") == [0, rerun_rows]
     await _assert_exact(admin, aioetl_analytics_engine)
     # Resumed and finished: an ordinary stamped watermark again, nothing left to copy.
     async with aioetl_analytics_engine.connect() as conn:
@@ -499,8 +504,7 @@ async def test_killed_job_resumes_exactly(
             )
         ).one()
     assert state[0] is None and state[1] is not None
-    again = {result.table: result for result in await Replicator(settings).run()}
-    assert [leg.rows for leg in again["rt_patient"].legs] == [0, 0]
+    assert await _rerun_rows(settings, "rt_patient") == [0, 0]
 
 
 async def test_a_stopped_replica_first_copy_resumes_with_its_look_back(
@@ -582,8 +586,7 @@ async def test_a_rebuild_reads_the_replica_by_scans_or_pages_exactly(
     assert all(result.ok for result in results), [r.error for r in results]
     await _assert_exact(admin, aioetl_analytics_engine)
     # Key-watermarked rt_log keeps its highest key: the next plain run copies nothing.
-    again = {result.table: result for result in await Replicator(settings).run()}
-    assert [leg.rows for leg in again["rt_log"].legs] == [0, 0]
+    assert await _rerun_rows(settings, "rt_log") == [0, 0]
 
 
 async def test_reconcile_propagates_hard_deletes(
