@@ -87,6 +87,14 @@ class Sizes:
     catalog_patients: int  # the whole-clinic benchmark's demo clinic
     catalog_tables: int  # … and its catalog, the clinic's own tables included
 
+    def interleaved_rounds(self) -> int:
+        """Rounds of a side-by-side comparison: a full run needs a few for the ratio's
+        spread; a smoke run only checks that it works."""
+        return max(self.repeats, MIN_ROUNDS) if self.name == "full" else self.repeats
+
+
+#: At least this many interleaved rounds in a full run: a ratio's spread needs a few.
+MIN_ROUNDS: Final = 5
 
 FULL: Final = Sizes(
     name="full",

@@ -35,8 +35,6 @@ __all__ = ["run"]
 KEY: Final = "replica"
 TITLE: Final = "2b. Replica full rebuild"
 VS_DUMP_PIPE: Final = 2.0
-#: At least this many rounds in a full run: the ratio's spread needs a few.
-MIN_ROUNDS: Final = 5
 _DEFERRED = "aioetl, indexes deferred (DISABLE KEYS)"
 _PLAIN = "aioetl, indexes maintained per row (before; diagnostic)"
 _DUMP = "mysqldump | mariadb"
@@ -74,7 +72,7 @@ async def run(bench: BenchEnv, sizes: Sizes, shared: dict[str, Any]) -> Section:
     section = Section(KEY, TITLE)
     table = await prepared_patients(bench, sizes.patient_rows, sizes.clinic_patients, shared)
     rows = sizes.patient_rows
-    rounds = max(sizes.repeats, MIN_ROUNDS) if sizes.name == "full" else sizes.repeats
+    rounds = sizes.interleaved_rounds()
     tables = patient_tables_config(rows)
     seconds: dict[str, list[float]] = {variant: [] for variant in _VARIANTS}
     for _, variant in interleaved(_VARIANTS, rounds):

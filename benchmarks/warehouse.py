@@ -40,8 +40,6 @@ KEY: Final = "warehouse"
 TITLE: Final = "2c. Warehouse leg against a warm psql \\copy"
 #: The issue's goals, per driver that reads the replica.
 GOALS: Final = {"aiomysql": 0.90, "asyncmy": 0.95}
-#: At least this many timed rounds in a full run.
-MIN_ROUNDS: Final = 5
 _COPY = "psql \\copy (CSV ready)"
 #: aioetl as shipped (a rebuild reads the replica by key-range pages), then the same copy
 #: reading it by streamed scans (``rebuild_read: scan``): the measurement behind the default.
@@ -101,7 +99,7 @@ async def run(bench: BenchEnv, sizes: Sizes, shared: dict[str, Any]) -> Section:
     section = Section(KEY, TITLE)
     table = await prepared_patients(bench, sizes.patient_rows, sizes.clinic_patients, shared)
     rows = sizes.patient_rows
-    rounds = max(sizes.repeats, MIN_ROUNDS) if sizes.name == "full" else sizes.repeats
+    rounds = sizes.interleaved_rounds()
     tables = patient_tables_config(rows)
     # The replica and the warehouse hold the table: the CSV is the warehouse's own rows.
     await aioetl_run(bench, tables, [table], driver="aiomysql", target=ReplicationTarget.REPLICA)

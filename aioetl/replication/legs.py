@@ -369,9 +369,7 @@ class Legs:
             if edges is None:
                 return
             lowest = edges[0] - 1 if after is None else after
-            common_scan = {k: v for k, v in common.items() if k != "key"}
-            key = keys.columns[0]
-            reader = ScanReader(src, name, table.columns, key=key, **common_scan)
+            reader = ScanReader(src, name, table.columns, **common)
             if split is None or table.rows < PARALLEL_MIN_ROWS:
                 await pipelined(reader.pages(lowest, until=edges[1]), writer(into, record=False))
             else:
@@ -380,9 +378,7 @@ class Legs:
                 async def upper_half() -> None:
                     assert split is not None
                     async with split() as (other_source, other_sink):
-                        other = ScanReader(
-                            other_source, name, table.columns, key=key, **common_scan
-                        )
+                        other = ScanReader(other_source, name, table.columns, **common)
                         pages = other.pages(middle, until=edges[1])
                         await pipelined(pages, writer(into, record=False, to=other_sink))
 
