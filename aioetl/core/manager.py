@@ -22,7 +22,7 @@ from aioetl.core.factory import engine_profile
 from aioetl.core.ratelimit import server_limiter
 from aioetl.core.retry import RetryPolicy, retry_transient
 from aioetl.core.scrub import scrub_values
-from aioetl.core.statements import Params, Statement, coerce, reads_only
+from aioetl.core.statements import Params, Statement, coerce, reads_only, sql_text
 from aioetl.core.stats import ServerStats, engine_stats
 from aioetl.core.watchdog import beat
 from aioetl.errors import (
@@ -500,7 +500,8 @@ class ConnectionManager:
         session, or SQL starting with SELECT, SHOW, CHECKSUM or EXPLAIN): then its
         buffered rows are returned. (A SELECT of a function that writes counts as a read.)
         """
-        executable = coerce(statement)
+        # SQL text, the common case, without coerce's call frame: this path is paid per statement.
+        executable = sql_text(statement) if type(statement) is str else coerce(statement)
         # _call without its coroutine: the retry loop is only built after a failure.
         try:
             return await self._execute_once(executable, params)

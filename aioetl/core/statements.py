@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from sqlalchemy import Executable, TextClause, text
 
-__all__ = ["Params", "Statement", "coerce", "reads_only"]
+__all__ = ["Params", "Statement", "coerce", "reads_only", "sql_text"]
 
 Statement = str | Executable
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
@@ -18,15 +18,16 @@ _READS: Final = frozenset({"SELECT", "SHOW", "CHECKSUM", "EXPLAIN"})
 
 
 @functools.lru_cache(maxsize=512)
-def _text(sql: str) -> TextClause:
-    # Cached: the same SQL text is sent again and again, and text() parses its binds.
+def sql_text(sql: str) -> TextClause:
+    """``text(sql)``, cached: the same SQL text is sent again and again, and text()
+    parses its binds."""
     return text(sql)
 
 
 def coerce(statement: Statement) -> Executable:
     """``statement`` as an executable: SQL text (``:name`` binds) or a SQLAlchemy one."""
     if isinstance(statement, str):
-        return _text(statement)
+        return sql_text(statement)
     if isinstance(statement, Executable):
         return statement
     raise TypeError(f"expected SQL text or a SQLAlchemy executable, got {type(statement).__name__}")
