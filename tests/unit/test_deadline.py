@@ -72,3 +72,24 @@ async def test_a_second_statement_while_one_runs_is_refused() -> None:
 def test_a_deadline_must_be_positive() -> None:
     with pytest.raises(ValueError, match="> 0 seconds"):
         StatementDeadline(0)
+
+
+async def test_the_lookups_made_once_per_loop_find_the_running_task_and_the_loop_clock() -> None:
+    from aioetl.core.deadline import _clock, _task_lookup
+
+    loop = asyncio.get_running_loop()
+    assert _task_lookup(loop)() is asyncio.current_task()
+    before = loop.time()
+    now = _clock(loop)()
+    assert before <= now <= loop.time()
+    # From another task of the same loop, the lookup finds that task.
+    seen = await asyncio.create_task(_found(loop))
+    assert seen is not asyncio.current_task()
+
+
+async def _found(loop: asyncio.AbstractEventLoop) -> object:
+    from aioetl.core.deadline import _task_lookup
+
+    task = _task_lookup(loop)()
+    assert task is asyncio.current_task()
+    return task
