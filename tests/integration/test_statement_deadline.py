@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -44,3 +45,37 @@ async def test_postgres_slow_statement_after_many_quick_ones_is_cut(
     await _slow_after_quick(
         aioetl_analytics_engine, "SELECT pg_backend_pid()", "SELECT pg_sleep(5)"
     )
+
+
+async def _cut_while_the_deadline_is_held(engine: AsyncEngine, sleep: str) -> None:
+    """A statement that starts while the manager's one deadline times other work (here
+    run_with_retry's, from another task) gets a deadline of its own, and is cut by it."""
+    async with create_connection_manager(engine, rate_limit=0, statement_timeout=0.5) as manager:
+        holding = asyncio.Event()
+
+        async def work(_: Any) -> str:
+            holding.set()
+            await asyncio.sleep(0.3)  # holds the deadline; the connection is left alone
+            return "done"
+
+        async def slow() -> None:
+            await holding.wait()
+            await manager.execute_with_retry(sleep)
+
+        held = asyncio.create_task(manager.run_with_retry(work))
+        with pytest.raises(StatementTimeoutError, match=r"statement_timeout=0\.5s"):
+            await slow()
+        assert await held == "done"  # its own deadline never fired
+        assert (await manager.execute_with_retry("SELECT 1")).scalar() == 1
+
+
+async def test_mysql_statement_under_a_held_deadline_gets_its_own(
+    aioetl_source_engine: AsyncEngine,
+) -> None:
+    await _cut_while_the_deadline_is_held(aioetl_source_engine, "SELECT SLEEP(5)")
+
+
+async def test_postgres_statement_under_a_held_deadline_gets_its_own(
+    aioetl_analytics_engine: AsyncEngine,
+) -> None:
+    await _cut_while_the_deadline_is_held(aioetl_analytics_engine, "SELECT pg_sleep(5)")
