@@ -48,7 +48,8 @@ class StatementDeadline:
     ``finish`` says whether the deadline cancelled it. A cancellation from elsewhere is
     never mistaken for an expiry (the task's cancel count is compared, as
     ``asyncio.timeout`` does). One statement at a time: :meth:`start` refuses a second
-    while one runs (the caller then falls back to ``asyncio.timeout``).
+    while one runs (the caller then times that statement another way: a deadline of its
+    own, or ``asyncio.timeout``).
     """
 
     __slots__ = (
