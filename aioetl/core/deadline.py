@@ -48,8 +48,7 @@ class StatementDeadline:
     ``finish`` says whether the deadline cancelled it. A cancellation from elsewhere is
     never mistaken for an expiry (the task's cancel count is compared, as
     ``asyncio.timeout`` does). One statement at a time: :meth:`start` refuses a second
-    while one runs (the caller then times that statement another way: a deadline of its
-    own, or ``asyncio.timeout``).
+    while one runs (the caller then gives that statement a deadline of its own).
     """
 
     __slots__ = (

@@ -64,6 +64,14 @@ def _expiry(cancelled: asyncio.CancelledError) -> TimeoutError:
     return expired
 
 
+def _spare_deadline(seconds: float) -> StatementDeadline:
+    """A started deadline for a statement that finds its manager's own deadline timing
+    another (a nested statement, or one from another task); close it afterwards."""
+    spare = StatementDeadline(seconds)
+    spare.start()
+    return spare
+
+
 def create_connection_manager(engine: AsyncEngine, **options: Any) -> ConnectionManager:
     """``ConnectionManager(engine, **options)``, for ``async with create_connection_manager(e)``."""
     return ConnectionManager(engine, **options)
@@ -300,10 +308,9 @@ class ConnectionManager:
             result = await awaitable
             beat()
             return result
+        spare = None
         if not deadline.start():
-            # A statement already timed on this manager (nested, or from another task):
-            # this one gets a deadline of its own.
-            return await self._bounded_apart(awaitable)
+            deadline = spare = _spare_deadline(deadline.seconds)
         try:
             result = await awaitable
         except asyncio.CancelledError as exc:
@@ -313,19 +320,10 @@ class ConnectionManager:
         except BaseException:
             deadline.finish()
             raise
+        finally:
+            if spare is not None:
+                spare.close()
         deadline.finish()
-        beat()
-        return result
-
-    async def _bounded_apart(self, awaitable: Awaitable[_T]) -> _T:
-        timer = asyncio.timeout(self._timeout)
-        try:
-            async with timer:
-                result = await awaitable
-        except TimeoutError as exc:
-            if not timer.expired():
-                raise
-            await self._timed_out(exc)
         beat()
         return result
 
@@ -384,14 +382,10 @@ class ConnectionManager:
         conn = self._conn if self._conn is not None else await self._reconnect()
         self.statements += 1
         self._stats.statements += 1
-        deadline = spare = self._deadline
-        if deadline is None or deadline.start():
-            spare = None
-        else:
-            # A statement already timed on this manager (nested, or from another task):
-            # this one gets a deadline of its own.
-            deadline = spare = StatementDeadline(deadline.seconds)
-            deadline.start()
+        deadline = self._deadline
+        spare = None
+        if deadline is not None and not deadline.start():
+            deadline = spare = _spare_deadline(deadline.seconds)
         result: AnyResult
         try:
             if conn.get_transaction() is not None:

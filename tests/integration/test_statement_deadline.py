@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aioetl import StatementTimeoutError, create_connection_manager
@@ -47,7 +48,9 @@ async def test_postgres_slow_statement_after_many_quick_ones_is_cut(
     )
 
 
-async def _cut_while_the_deadline_is_held(engine: AsyncEngine, sleep: str) -> None:
+async def _cut_while_the_deadline_is_held(
+    engine: AsyncEngine, sleep: str, *, as_work: bool = False
+) -> None:
     """A statement that starts while the manager's one deadline times other work (here
     run_with_retry's, from another task) gets a deadline of its own, and is cut by it."""
     async with create_connection_manager(engine, rate_limit=0, statement_timeout=0.5) as manager:
@@ -60,7 +63,10 @@ async def _cut_while_the_deadline_is_held(engine: AsyncEngine, sleep: str) -> No
 
         async def slow() -> None:
             await holding.wait()
-            await manager.execute_with_retry(sleep)
+            if as_work:
+                await manager.run_with_retry(lambda conn: conn.execute(text(sleep)))
+            else:
+                await manager.execute_with_retry(sleep)
 
         held = asyncio.create_task(manager.run_with_retry(work))
         with pytest.raises(StatementTimeoutError, match=r"statement_timeout=0\.5s"):
@@ -79,3 +85,9 @@ async def test_postgres_statement_under_a_held_deadline_gets_its_own(
     aioetl_analytics_engine: AsyncEngine,
 ) -> None:
     await _cut_while_the_deadline_is_held(aioetl_analytics_engine, "SELECT pg_sleep(5)")
+
+
+async def test_work_under_a_held_deadline_gets_its_own(
+    aioetl_source_engine: AsyncEngine,
+) -> None:
+    await _cut_while_the_deadline_is_held(aioetl_source_engine, "SELECT SLEEP(5)", as_work=True)
