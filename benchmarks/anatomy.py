@@ -38,9 +38,11 @@ from aioetl.replication.columns import ZeroDates
 from aioetl.replication.pages import GROUP_CONCAT_SESSION, KeyRangeReader
 from aioetl.replication.rendering import (
     LOAD_DATA_FORMAT,
+    LOAD_DATA_VERBATIM,
     Target,
     line_expression,
     load_data_columns,
+    renders_stored_bytes,
 )
 from benchmarks.common import (
     REPLICA_DB,
@@ -256,10 +258,9 @@ async def _load(
 ) -> None:
     names, assignments = load_data_columns(table.columns)
     probe = quote(_PROBE_TABLE)
-    sql = (
-        f"LOAD DATA LOCAL INFILE %s REPLACE INTO TABLE {probe} "
-        f"{LOAD_DATA_FORMAT} {names}{assignments}"
-    )
+    # As a rebuild loads its table (made from the source's DDL, like this probe).
+    lines = LOAD_DATA_VERBATIM if renders_stored_bytes(table.columns) else LOAD_DATA_FORMAT
+    sql = f"LOAD DATA LOCAL INFILE %s REPLACE INTO TABLE {probe} {lines} {names}{assignments}"
     conn = await _connect_mysql(bench, "aiomysql", local_infile=True)
     try:
         cursor = await _cursor(conn, "aiomysql")

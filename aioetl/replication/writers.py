@@ -30,6 +30,7 @@ from aioetl.replication.ddl import single_create_table
 from aioetl.replication.key_match import mysql_key_match, page_keys
 from aioetl.replication.rendering import (
     LOAD_DATA_FORMAT,
+    LOAD_DATA_VERBATIM,
     for_text,
     load_data_columns,
     quote_mysql,
@@ -68,13 +69,19 @@ class ReplicaWriter:
         #: (dropped when a load fails).
         self._keys = tuple(keys)
         names, assignments = load_data_columns(columns)
-        self._tail = f" {LOAD_DATA_FORMAT} {names}{assignments}"
+        self._columns_clause = f" {names}{assignments}"
 
-    async def load(self, table: str, body: bytes) -> None:
-        """Upsert one page into ``table``; MySQL warnings (truncation…) fail the page."""
+    async def load(self, table: str, body: bytes, *, verbatim: bool = False) -> None:
+        """Upsert one page into ``table``; MySQL warnings (truncation…) fail the page.
+
+        ``verbatim``: store each field's bytes as they are (:data:`LOAD_DATA_VERBATIM`),
+        only for a table whose columns have the character sets of the rendered ones.
+        """
         offer = LocalFileOffer(_PAGE_NAME.format(uuid.uuid4().hex), body + b"\n")
+        lines = LOAD_DATA_VERBATIM if verbatim else LOAD_DATA_FORMAT
         sql = text(
-            f"LOAD DATA LOCAL INFILE :path REPLACE INTO TABLE {quote_mysql(table)}{self._tail}"
+            f"LOAD DATA LOCAL INFILE :path REPLACE INTO TABLE {quote_mysql(table)} "
+            f"{lines}{self._columns_clause}"
         )
 
         async def work(conn: AsyncConnection) -> list[Any]:

@@ -14,16 +14,26 @@ COLUMNS = (
 
 
 def test_text_keys_with_commas_quotes_and_newlines_are_read_whole() -> None:
-    body = b'"a,b",1,"say ""hi""\nthere",00FF\n"caf\xc3\xa9",2,NULL,\n"""q""",3,"",41'
+    body = (
+        b"'a,b',1,'say \\'hi\\'\nthere',00FF\n'caf\xc3\xa9',2,NULL,\n"
+        b"'\\'q\\'',3,'',41\n'NULL',4,NULL,"
+    )
     assert page_keys(body, COLUMNS, ["Code", "Seq"]) == [
         ("a,b", "1"),
         ("café", "2"),
-        ('"q"', "3"),
+        ("'q'", "3"),
+        ("NULL", "4"),
     ]
 
 
+def test_keys_are_unescaped_as_load_data_unescapes_quote() -> None:
+    """QUOTE() writes backslash, quote, NUL and Ctrl-Z escaped: \\\\, \\', \\0, \\Z."""
+    body = b"'back\\\\slash',1,NULL,\n'\\0\\Z\\N',2,NULL,\n"
+    assert page_keys(body, COLUMNS, ["Code"]) == [("back\\slash",), ("\x00\x1aN",)]
+
+
 def test_binary_keys_come_back_as_bytes() -> None:
-    body = b'"x",1,NULL,00FF\n"y",2,NULL,\n'
+    body = b"'x',1,NULL,00FF\n'y',2,NULL,\n"
     assert page_keys(body, COLUMNS, ["Tag"]) == [(b"\x00\xff",), (b"",)]
 
 

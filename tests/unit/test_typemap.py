@@ -11,6 +11,7 @@ from aioetl.replication.rendering import (
     line_expression,
     load_data_columns,
     quote_mysql,
+    renders_stored_bytes,
 )
 
 
@@ -84,12 +85,32 @@ def test_rendering_uses_no_string_literal_or_colon() -> None:
         assert "CONVERT(`Note`" not in sql
 
 
+def test_stored_bytes_only_where_every_text_column_is_utf8() -> None:
+    """A page's fields carry the stored bytes (LOAD DATA may store them verbatim) only
+    when no column is converted to UTF-8 to be rendered."""
+    utf8 = [
+        col("int", name="n"),
+        col("varchar", name="a", charset="utf8mb3"),
+        col("text", name="b", charset="utf8mb4"),
+        col("enum", "enum('x')", name="c", charset="ascii"),
+        col("blob", name="d"),
+    ]
+    assert renders_stored_bytes(utf8)
+    assert not renders_stored_bytes([*utf8, col("varchar", name="l", charset="latin1")])
+    # MySQL's JSON has no character set, and refuses a binary string.
+    assert not renders_stored_bytes([*utf8, col("json", name="j")])
+
+
 def test_nulls_per_target() -> None:
     nullable = col("int", name="n")
     assert column_expression(nullable, Target.MYSQL, ZeroDates.NULL).endswith("X'4E554C4C')")
     assert column_expression(nullable, Target.POSTGRES, ZeroDates.NULL).endswith("X'')")
     required = col("int", name="n", nullable=False)
     assert column_expression(required, Target.MYSQL, ZeroDates.NULL) == "`n`"
+    # For LOAD DATA, QUOTE() renders text, and a NULL as the bare word, itself.
+    note = col("text", name="t")
+    assert column_expression(note, Target.MYSQL, ZeroDates.NULL) == "QUOTE(`t`)"
+    assert "QUOTE" not in column_expression(note, Target.POSTGRES, ZeroDates.NULL)
     # A NOT NULL date still needs a NULL for PostgreSQL: zero dates become NULL.
     date = col("date", name="d", nullable=False)
     assert "IFNULL" in column_expression(date, Target.POSTGRES, ZeroDates.NULL)
