@@ -19,7 +19,7 @@ from aioetl.replication import ReplicationTarget
 from aioetl.replication.writers import ReplicaWriter
 
 from .compare import mysql_rows
-from .scratch import REPLICA_DB, Scratch, scratch
+from .scratch import REPLICA_DB, SOURCE_DB, Scratch, scratch
 from .test_readme_claims import _run, _settings, _table_config
 
 pytestmark = pytest.mark.integration
@@ -68,14 +68,9 @@ async def _add(db: Scratch, name: str, start: int, *, latin: bool) -> None:
 
 
 async def _exact(db: Scratch, name: str) -> None:
-    source = await mysql_rows(db.source, await _source_db(db), name, "Id")
+    source = await mysql_rows(db.source, SOURCE_DB, name, "Id")
     assert source, "the source table is empty"
     assert await mysql_rows(db.replica, REPLICA_DB, name, "Id") == source
-
-
-async def _source_db(db: Scratch) -> str:
-    async with db.source.connect() as conn:
-        return str((await conn.execute(text("SELECT DATABASE()"))).scalar_one())
 
 
 @pytest.fixture
