@@ -124,14 +124,6 @@ def _manager_call(manager: ConnectionManager) -> Call:
     return call
 
 
-async def _time_calls(call: Call, count: int, into: list[float]) -> None:
-    clock = time.perf_counter_ns
-    for _ in range(count):
-        started = clock()
-        await call()
-        into.append((clock() - started) / 1000)
-
-
 async def _measure(
     engine: AsyncEngine, database: _Database, sizes: Sizes
 ) -> dict[str, list[float]]:
@@ -151,7 +143,8 @@ async def _measure(
             _NO_DEADLINE: _manager_call(no_deadline),
         }
         for call in calls.values():
-            await _time_calls(call, _WARM_UP, [])
+            for _ in range(_WARM_UP):
+                await call()
         order = list(calls.items())
         clock = time.perf_counter_ns
         # A collection now and then, outside the timed calls, rather than inside one.
