@@ -36,11 +36,7 @@ async def stream_batches(
     executable = coerce(statement)
 
     async def open_cursor() -> tuple[AsyncTransaction, AnyAsyncResult]:
-        manager._check_open()
-        if manager._limiter is not None:
-            await manager._limiter.acquire()
-        conn = await manager._reconnect()
-        manager._count()
+        conn = await manager._attempt_connection()
         transaction = await conn.begin()
         try:
             result = await manager._bounded(conn.stream(executable, params))

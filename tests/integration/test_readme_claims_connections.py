@@ -28,7 +28,7 @@ from aioetl import (
 )
 from aioetl.checks import check_connections
 from aioetl.cli import cli
-from aioetl.core import manager as manager_module
+from aioetl.core import holder as holder_module
 
 from .faultproxy import FaultProxy
 
@@ -96,8 +96,8 @@ async def test_release_to_a_silent_server_is_bounded(
 ) -> None:
     """README: returning a connection is bounded by 10 s; a connection that cannot be reset
     in time is invalidated, not pooled and not waited for."""
-    assert manager_module.RELEASE_TIMEOUT == 10  # the documented bound...
-    monkeypatch.setattr(manager_module, "RELEASE_TIMEOUT", 0.5)  # ...shortened to test it
+    assert holder_module.RELEASE_TIMEOUT == 10  # the documented bound...
+    monkeypatch.setattr(holder_module, "RELEASE_TIMEOUT", 0.5)  # ...shortened to test it
     async with _proxied(target) as (proxy, engine):
         with _records("aioetl.manager") as records:
             async with asyncio.timeout(HANG_GUARD):
