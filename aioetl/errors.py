@@ -8,6 +8,7 @@
     ├── DatabaseError(AioEtlError)
     │   ├── TransientDatabaseError
     │   │   └── DatabaseConnectionError
+    │   │       └── ConnectTimeoutError
     │   ├── StatementTimeoutError(DatabaseError, TimeoutError)
     │   ├── PoolTimeoutError(DatabaseError, TimeoutError)
     │   ├── ReadOnlyViolationError
@@ -28,6 +29,7 @@ __all__ = [
     "AioEtlError",
     "CommitOutcomeUnknownError",
     "ConfigError",
+    "ConnectTimeoutError",
     "DatabaseConnectionError",
     "DatabaseError",
     "ManagerStateError",
@@ -85,6 +87,10 @@ class TransientDatabaseError(DatabaseError):
 
 class DatabaseConnectionError(TransientDatabaseError):
     """The connection could not be opened, or was lost (killed, server restart, network)."""
+
+
+class ConnectTimeoutError(DatabaseConnectionError):
+    """The server did not complete a new connection within ``connect_timeout``."""
 
 
 class StatementTimeoutError(DatabaseError, TimeoutError):

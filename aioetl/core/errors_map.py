@@ -21,6 +21,7 @@ import sqlalchemy.exc
 
 from aioetl.core.scrub import scrub_values
 from aioetl.errors import (
+    ConnectTimeoutError,
     DatabaseConnectionError,
     DatabaseError,
     PoolTimeoutError,
@@ -75,8 +76,6 @@ MYSQL_SETTINGS_CODES: Final = frozenset({1044, 1045, 1049, 1698})
 #: The same for PostgreSQL: invalid authorization (28000), wrong password (28P01),
 #: unknown database (3D000), insufficient privilege (42501).
 POSTGRES_SETTINGS_STATES: Final = frozenset({"28000", "28P01", "3D000", "42501"})
-#: How the manager words a connect that did not finish within connect_timeout.
-_CONNECT_TIMEOUT_TEXT: Final = "could not connect within connect_timeout"
 _ERRNO_IN_TEXT: Final = re.compile(r"\[Errno (\d+)\]")
 
 _MAX_CHAIN: Final = 8
@@ -147,7 +146,7 @@ def connect_failure(exc: BaseException) -> str | None:
     """
     cannot_connect = False
     for link in _chain(exc):
-        if isinstance(link, DatabaseConnectionError) and _CONNECT_TIMEOUT_TEXT in str(link):
+        if isinstance(link, ConnectTimeoutError):
             return "no answer within connect_timeout"
         code = _mysql_code(link)
         if code is not None:

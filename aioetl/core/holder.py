@@ -23,7 +23,12 @@ from aioetl.core.errors_map import classify
 from aioetl.core.scrub import scrub_values
 from aioetl.core.stats import ServerStats
 from aioetl.core.watchdog import beat
-from aioetl.errors import DatabaseConnectionError, ManagerStateError, StatementTimeoutError
+from aioetl.errors import (
+    ConnectTimeoutError,
+    DatabaseConnectionError,
+    ManagerStateError,
+    StatementTimeoutError,
+)
 
 __all__ = ["RELEASE_TIMEOUT", "ConnectionHolder"]
 
@@ -120,15 +125,16 @@ class ConnectionHolder:
                 async with deadline:
                     conn = await self._engine.connect()
             except TimeoutError as exc:
-                what = (
-                    "could not get a working connection within "
-                    f"{self._checkout_timeout:g}s "
-                    f"(pool_timeout + connect_timeout + {CHECKOUT_GRACE:g} s)"
-                    if deadline.expired()
-                    else "could not connect within connect_timeout"
-                )
-                raise DatabaseConnectionError(
-                    f"{self._label}: {what}", database=self._label
+                if deadline.expired():
+                    raise DatabaseConnectionError(
+                        f"{self._label}: could not get a working connection within "
+                        f"{self._checkout_timeout:g}s "
+                        f"(pool_timeout + connect_timeout + {CHECKOUT_GRACE:g} s)",
+                        database=self._label,
+                    ) from exc
+                raise ConnectTimeoutError(
+                    f"{self._label}: could not connect within connect_timeout",
+                    database=self._label,
                 ) from exc
             try:
                 for statement in self._session:

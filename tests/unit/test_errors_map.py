@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy.exc
 
 from aioetl import (
+    ConnectTimeoutError,
     DatabaseConnectionError,
     DatabaseError,
     ManagerStateError,
@@ -161,7 +162,7 @@ def test_secrets_are_masked() -> None:
             "Connection refused",
         ),
         (socket.gaierror(-2, "Name or service not known"), "host name not found"),
-        (DatabaseConnectionError("x: could not connect within connect_timeout"), "connect_timeout"),
+        (ConnectTimeoutError("x: could not connect within connect_timeout"), "connect_timeout"),
         (asyncpg.CannotConnectNowError("the database system is starting up"), "starting up"),
     ],
 )
