@@ -341,7 +341,8 @@ async def write_fetched(
             await sink.begin_full()
             if fetched.rows:
                 await write(into, page, False)
-            # The replica's reload table was created with its secondary indexes disabled.
+            # The reload table was created with its secondary indexes disabled (replica)
+            # or without its primary key (warehouse).
             await sink.seal_full(into)
         except BaseException:
             await undo(sink.abandon_full(into), grace=grace)

@@ -401,6 +401,11 @@ class Legs:
                 after=resume.bulk if resume is not None else None,
                 progress=progress,
             )
+            if not live:
+                # A rebuild's bulk pass is complete: the keys and indexes it deferred are
+                # built before the changes made meanwhile are upserted into it.
+                beat("building the reloaded table's indexes")
+                await sink.seal_full(into)
             if changes is not None and start is not None:
                 # The bulk pass is complete: from here on, only what changed meanwhile.
                 last[0] = start
@@ -428,8 +433,6 @@ class Legs:
                 await sink.begin_full()
                 beat("reloading every row")
                 await whole(into, live=False)
-                beat("building the reloaded table's indexes")
-                await sink.seal_full(into)
             except BaseException:
                 # Failed or interrupted: the half-filled reload table must not stay behind.
                 await undo(sink.abandon_full(into), grace=CLEANUP_TIMEOUT)

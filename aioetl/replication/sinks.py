@@ -52,7 +52,8 @@ class Sink(Protocol):
         """Drop a rebuild that failed or was interrupted."""
 
     async def seal_full(self, into: str) -> None:
-        """Complete a filled rebuild (indexes ``begin_full`` deferred); it may still be
+        """Build what ``begin_full`` deferred (keys, indexes) once the bulk pass is in,
+        before the changes made meanwhile are upserted; the rebuild may still be
         abandoned after this, and is not visible until ``finish_full``."""
 
     async def finish_full(self, into: str, mark: Watermark | None) -> None:
@@ -216,7 +217,8 @@ class WarehouseSink:
         await self._store.ensure(self._manager)
         into = self.reload_table
         await self._writer.drop(into)
-        await self._writer.create(into)
+        # Invisible until the swap: its primary key is built once, at the end.
+        await self._writer.create(into, keyed=False)
         self._upsert = False
         return into
 
@@ -224,7 +226,7 @@ class WarehouseSink:
         await self._writer.drop(into)
 
     async def seal_full(self, into: str) -> None:
-        """Nothing deferred: the reload table is built complete."""
+        await self._writer.add_key(into)
 
     async def finish_full(self, into: str, mark: Watermark | None) -> None:
         await self._writer.swap(self._name, (self._name, self._strategy, mark, 0))
