@@ -41,7 +41,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict aioetl
 
-# The benchmarks (more than 25 minutes; BENCH_ARGS="--only NAME" runs a part): writes benchmarks/RESULTS.md. Not part of `make test`,
+# The benchmarks (15 to 35 minutes; BENCH_ARGS="--only NAME" runs a part): writes benchmarks/RESULTS.md. Not part of `make test`,
 # which runs them only with tiny sizes (tests/integration/test_benchmarks_smoke.py).
 # BENCH_ARGS="--only clinic" runs only the whole-clinic section (400 tables, ~2 minutes).
 bench: services

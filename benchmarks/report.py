@@ -122,7 +122,7 @@ async def render(
         f"on {moment:%Y-%m-%d %H:%M} UTC ({sizes.name} sizes). Every figure was measured in "
         "this one run on this machine, which is shared and noisy: medians, and ratios of "
         "things measured side by side, mean more than any absolute time. Regenerate with "
-        "`make bench` (more than 25 minutes; wrap it in `flock /tmp/aioetl-db.lock` on a "
+        "`make bench` (15 to 35 minutes; wrap it in `flock /tmp/aioetl-db.lock` on a "
         "machine shared with database tests).",
         "",
         _key_values(
