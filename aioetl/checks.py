@@ -16,7 +16,13 @@ from aioetl.core.factory import ConnectionFactory
 from aioetl.core.manager import ConnectionManager
 from aioetl.errors import AioEtlError, ConfigError, RetryExhaustedError
 
-__all__ = ["SOURCE_PRIVILEGES", "ConnectionCheck", "check_connections", "excess_privileges"]
+__all__ = [
+    "SOURCE_PRIVILEGES",
+    "ConnectionCheck",
+    "check_connections",
+    "excess_privileges",
+    "time_zone_warning",
+]
 
 #: A check should answer quickly: one retry, not the job's full budget.
 CHECK_RETRIES = 1
@@ -28,6 +34,13 @@ _GRANT: Final = re.compile(
 _GRANT_OPTION: Final = re.compile(r"\bWITH\b.*\bGRANT\s+OPTION\b", re.IGNORECASE)
 _COLUMN_LIST: Final = re.compile(r"\s*\(.*?\)")
 _FIX_GRANTS: Final = "grant it only SELECT, SHOW VIEW on the OpenDental database"
+#: The session's time zone, and the seconds between two local noons half a year apart:
+#: 181 whole days, unless the zone moves its clocks between January and July.
+_ZONE_PROBE: Final = (
+    "SELECT @@session.time_zone, @@system_time_zone, "
+    "UNIX_TIMESTAMP('2025-07-01 12:00:00') - UNIX_TIMESTAMP('2025-01-01 12:00:00')"
+)
+_HALF_YEAR: Final = 181 * 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +56,7 @@ class ConnectionCheck:
     reason: str = ""
     #: The TLS version the server reports for this session (``TLSv1.3``), or ``none``.
     tls: str = ""
-    #: Something to fix that does not fail the check (test environment only).
+    #: Something to fix that does not fail the check; one line per finding.
     warning: str = ""
     #: The failure is the settings' fault (a refused login, an unknown database or
     #: schema, a source user allowed to write), not a server that is away.
@@ -105,6 +118,9 @@ async def _check(
                         reason = reason or f"{found}; {_FIX_GRANTS}"
                     else:
                         warning = f"{found}; {_FIX_GRANTS} (in production this fails the check)"
+            if db_type is not DatabaseType.ANALYTICS:
+                zone = await time_zone_warning(manager)
+                warning = "\n".join(line for line in (warning, zone) if line)
             tls = await _tls_version(manager, db_type)
             return ConnectionCheck(
                 label,
@@ -131,6 +147,24 @@ async def _check(
             reason=_reason(unreachable or exc),
             bad_settings=is_settings_refusal(exc),
         )
+
+
+async def time_zone_warning(manager: ConnectionManager) -> str:
+    """A warning when a MySQL session's time zone observes daylight saving time, else "".
+
+    MySQL compares a TIMESTAMP column with a constant in the session's local time: in the
+    hour that repeats when clocks go back, a row changed in the second pass shows an
+    earlier time than a watermark taken in the first, and ``stamp > watermark`` skips it.
+    """
+    zone, system, seconds = (await manager.execute_with_retry(_ZONE_PROBE)).one()
+    if seconds is None or int(seconds) == _HALF_YEAR:
+        return ""
+    name = f"SYSTEM: {system}" if str(zone).upper() == "SYSTEM" else str(zone)
+    return (
+        f"its time zone ({name}) observes daylight saving time: a watermark on a TIMESTAMP "
+        "column can skip rows changed in the hour that repeats when clocks go back; set "
+        "lookback_days: 1 for such tables in tables.yml, or run the server in UTC"
+    )
 
 
 async def _tls_version(manager: ConnectionManager, db_type: DatabaseType) -> str:

@@ -68,9 +68,10 @@ def check_table(checks: Sequence[ConnectionCheck]) -> RenderableType:
         if not check.ok
     ]
     warnings = [
-        Text.assemble((check.database, "bold"), ": warning: ", (check.warning, "yellow"))
+        Text.assemble((check.database, "bold"), ": warning: ", (line, "yellow"))
         for check in checks
-        if check.ok and check.warning
+        if check.ok
+        for line in check.warning.splitlines()
     ]
     return Group(table, *failures, *warnings)
 

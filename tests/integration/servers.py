@@ -53,6 +53,8 @@ class ThrowawayMariaDB:
     process: subprocess.Popen[bytes] | None = None
     #: More server options (TLS files, for instance).
     extra_args: Sequence[str] = ()
+    #: The server's SYSTEM time zone (``TZ``), e.g. ``America/Chicago``; None: this host's.
+    time_zone: str | None = None
 
     def install(self) -> None:
         subprocess.run(
@@ -87,6 +89,7 @@ class ThrowawayMariaDB:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, "TZ": self.time_zone} if self.time_zone else None,
         )
         _wait_for_port(self.port, 60)
         self.sql("SELECT 1")  # accepting queries, not just connections
@@ -204,8 +207,10 @@ class ThrowawayPostgres:
 
 
 @contextlib.contextmanager
-def throwaway_mariadb(extra_args: Sequence[str] = ()) -> Iterator[ThrowawayMariaDB]:
-    server = ThrowawayMariaDB(extra_args=extra_args)
+def throwaway_mariadb(
+    extra_args: Sequence[str] = (), *, time_zone: str | None = None
+) -> Iterator[ThrowawayMariaDB]:
+    server = ThrowawayMariaDB(extra_args=extra_args, time_zone=time_zone)
     try:
         server.install()
         server.start()
