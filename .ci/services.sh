@@ -50,6 +50,8 @@ start_mariadb() {
   if [ ! -x /usr/sbin/mariadbd ]; then apt_install mariadb-server mariadb-client; fi
   # The TLS tests make a throwaway CA with the openssl command line.
   if ! command -v openssl >/dev/null; then apt_install openssl; fi
+  # The time zone test starts a throwaway MariaDB in America/Chicago (the system's zones).
+  if [ ! -e /usr/share/zoneinfo/America/Chicago ]; then apt_install tzdata; fi
   say "starting MariaDB"
   as_root install -d -o mysql -g mysql /run/mysqld
   if [ ! -d /var/lib/mysql/mysql ]; then

@@ -8,6 +8,7 @@ America/Chicago (no time zone tables needed), with the look-back the warning adv
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from .servers import throwaway_mariadb
 
 pytestmark = pytest.mark.integration
 
+_ZONE_INSTALLED = Path("/usr/share/zoneinfo/America/Chicago").exists()
 #: 2026-11-01, America/Chicago: 01:00-02:00 happens twice (CDT, then CST).
 _ROWS = [
     (1, "2026-11-01 06:30:00"),  # 01:30 CDT, the first pass: the watermark
@@ -37,6 +39,8 @@ async def _keys(conn: Any, condition: str) -> list[int]:
 
 
 async def test_a_daylight_saving_zone_is_warned_about_and_its_hazard_is_real() -> None:
+    # Without the zone's file the server would quietly run in UTC.
+    assert _ZONE_INSTALLED, "install tzdata"
     with throwaway_mariadb(time_zone="America/Chicago") as server:
         engine = create_async_engine(f"mysql+aiomysql://root@127.0.0.1:{server.port}/mysql")
         try:

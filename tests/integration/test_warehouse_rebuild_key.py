@@ -23,6 +23,7 @@ from aioetl.replication.pages import GROUP_CONCAT_SESSION, KeyRangeReader, Page
 from aioetl.replication.rendering import Target
 from aioetl.replication.sinks import WarehouseSink
 
+from .compare import pg_rows
 from .scratch import REPLICA_DB, scratch
 
 pytestmark = pytest.mark.integration
@@ -88,9 +89,8 @@ async def _indexes(warehouse: AsyncEngine, table: str) -> list[str]:
 
 
 async def _rows(warehouse: AsyncEngine, table: str) -> list[tuple[Any, ...]]:
-    async with warehouse.connect() as conn:
-        found = await conn.execute(text(f'SELECT "Num", "Note" FROM raw."{table}" ORDER BY 1'))
-        return [tuple(row) for row in found]
+    """(Num, Note) of every row, in key order."""
+    return [(row[0], row[1]) for row in await pg_rows(warehouse, table, "Num")]
 
 
 async def test_the_key_is_built_once_filled_and_a_page_sent_twice_counts_once() -> None:
